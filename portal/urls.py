@@ -1,0 +1,91 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.i18n import set_language
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from portal.api import views as api
+from portal.views import resources, shell
+
+router = DefaultRouter()
+router.register("regions", api.RegionViewSet, basename="region")
+router.register("subscriptions", api.SubscriptionViewSet, basename="subscription")
+router.register("resource-groups", api.ResourceGroupViewSet, basename="resource-group")
+router.register("role-assignments", api.RoleAssignmentViewSet, basename="role-assignment")
+router.register("audit-events", api.AuditEventViewSet, basename="audit-event")
+
+urlpatterns = [
+    path("", shell.HomeView.as_view(), name="home"),
+    path("login/", shell.RateLimitedLoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(template_name="portal/password_change.html"),
+        name="password_change",
+    ),
+    path(
+        "account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="portal/password_change_done.html"),
+        name="password_change_done",
+    ),
+    path("account/settings/", shell.PreferencesView.as_view(), name="preferences"),
+    path("account/tokens/", shell.AccessTokenView.as_view(), name="access-tokens"),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("directory/switch/", shell.switch_directory, name="switch-directory"),
+    path("search/", shell.SearchView.as_view(), name="search"),
+    path("notifications/", shell.NotificationPanelView.as_view(), name="notifications"),
+    path(
+        "notifications/dismiss/",
+        shell.DismissNotificationsView.as_view(),
+        name="notifications-dismiss",
+    ),
+    path("resources/", shell.AllResourcesView.as_view(), name="all-resources"),
+    path("subscriptions/", resources.SubscriptionListView.as_view(), name="subscription-list"),
+    path(
+        "subscriptions/<uuid:pk>/",
+        resources.SubscriptionBlade.as_view(),
+        name="subscription-detail",
+    ),
+    path(
+        "subscriptions/<uuid:pk>/resource-groups/",
+        resources.SubscriptionGroupsView.as_view(),
+        name="subscription-groups",
+    ),
+    path(
+        "subscriptions/<uuid:pk>/iam/",
+        resources.SubscriptionIAMView.as_view(),
+        name="subscription-iam",
+    ),
+    path(
+        "subscriptions/<uuid:pk>/activity/",
+        resources.SubscriptionActivityView.as_view(),
+        name="subscription-activity",
+    ),
+    path("resource-groups/", resources.ResourceGroupListView.as_view(), name="resource-group-list"),
+    path(
+        "resource-groups/create/",
+        resources.CreateResourceGroupView.as_view(),
+        name="resource-group-create",
+    ),
+    path(
+        "resource-groups/<uuid:pk>/",
+        resources.ResourceGroupBlade.as_view(),
+        name="resource-group-detail",
+    ),
+    path(
+        "resource-groups/<uuid:pk>/iam/",
+        resources.ResourceGroupIAMView.as_view(),
+        name="resource-group-iam",
+    ),
+    path(
+        "resource-groups/<uuid:pk>/activity/",
+        resources.ResourceGroupActivityView.as_view(),
+        name="resource-group-activity",
+    ),
+    path("", include("vaults.urls")),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]
