@@ -158,6 +158,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "portal" / "assets"]
 # The portal serves its own static files (no CDN, no separate web server needed);
 # without collectstatic (development, tests) files are found in place.

@@ -9,11 +9,11 @@ from portal.api import views as api
 from portal.views import resources, shell
 
 router = DefaultRouter()
-router.register("regions", api.RegionViewSet, basename="region")
-router.register("subscriptions", api.SubscriptionViewSet, basename="subscription")
-router.register("resource-groups", api.ResourceGroupViewSet, basename="resource-group")
-router.register("role-assignments", api.RoleAssignmentViewSet, basename="role-assignment")
-router.register("audit-events", api.AuditEventViewSet, basename="audit-event")
+router.register("regions", api.RegionViewSet, basename="api-region")
+router.register("subscriptions", api.SubscriptionViewSet, basename="api-subscription")
+router.register("resource-groups", api.ResourceGroupViewSet, basename="api-resource-group")
+router.register("role-assignments", api.RoleAssignmentViewSet, basename="api-role-assignment")
+router.register("audit-events", api.AuditEventViewSet, basename="api-audit-event")
 
 urlpatterns = [
     path("", shell.HomeView.as_view(), name="home"),

@@ -56,6 +56,11 @@
       openBlade(link, link.dataset.blade).catch(() => { window.location = link.href; });
       return;
     }
+    const folded = event.target.closest(".blade");
+    if (folded && folded.offsetWidth < 60 && folded.dataset.bladeUrl) {
+      window.location = folded.dataset.bladeUrl;
+      return;
+    }
     const action = event.target.closest("[data-action]");
     if (!action) {
       if (!event.target.closest(".search")) document.getElementById("search-results")?.replaceChildren();
