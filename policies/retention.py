@@ -7,7 +7,7 @@ depends on which other points exist, except that the newest point is always kept
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from policies.schedule import (
@@ -166,7 +166,9 @@ def _rule_expiries(point_time: datetime, policy: RetentionPolicy, zone: tzinfo) 
 # --- evaluation --------------------------------------------------------------------------------
 
 
-def evaluate(points, policy: RetentionPolicy, tz, now: datetime) -> dict[str, Verdict]:
+def evaluate(
+    points, policy: RetentionPolicy, tz: str | tzinfo, now: datetime
+) -> dict[str, Verdict]:
     """Verdict per point id. A point is kept while `now < expires_at` (expiry is exclusive).
 
     Not kept and selected by no rule: `expires_at` is None. Kept only as the newest point:
@@ -283,7 +285,7 @@ def _duration_errors(name: str, value, security_minimums: bool) -> list[str]:
     minimum = SECURITY_MINIMUMS[name] if security_minimums else low
     if value < minimum and minimum > low:
         return [
-            f"The vault's security settings keep {name} backups at least "
+            f"The vault's security settings require keeping {name} backups at least "
             f"{_plural(minimum, unit)}; increase {value} to at least {minimum}."
         ]
     if value < low:
@@ -384,7 +386,7 @@ def _capacity_errors(policy: RetentionPolicy, schedule: Schedule) -> list[str]:
     rest = total - _rule_capacity(name, rule, schedule)
 
     def fits(length: int) -> bool:
-        shorter = _with(rule, DURATION_FIELDS[name], length)
+        shorter = replace(rule, **{DURATION_FIELDS[name]: length})
         return rest + _rule_capacity(name, shorter, schedule) <= MAX_POINTS_PER_MACHINE
 
     low, high = LIMITS[name][0], duration(name, rule) - 1
@@ -396,10 +398,6 @@ def _capacity_errors(policy: RetentionPolicy, schedule: Schedule) -> list[str]:
     return [message + "."]
 
 
-def _with(rule, field: str, value: int):
-    return type(rule)(**{**rule.__dict__, field: value})
-
-
 # --- descriptions and comparisons --------------------------------------------------------------
 
 
@@ -409,8 +407,7 @@ def _selection_phrase(name: str, rule, months=None) -> str:
         weeks = [w for w in WEEKS_OF_MONTH if w in rule.weeks_of_month]
         phrase = f"the {join_words(weeks)} {weekday_list(rule.weekdays)}"
     else:
-        numbers = sorted(d for d in rule.days_of_month if d != LAST)
-        words = [f"day {join_words([str(d) for d in numbers])}"] if numbers else []
+        words = [f"day {d}" for d in sorted(d for d in rule.days_of_month if d != LAST)]
         phrase = join_words(words + (["the last day"] if LAST in rule.days_of_month else []))
     if name == "monthly":
         return phrase
@@ -446,12 +443,12 @@ def _lost_selections(name: str, old, new) -> list[str]:
     """Each single choice of the old rule that selects some date the new rule no longer does."""
     if _uses_weeks(old):
         singles = [
-            _with(_with(old, "weeks_of_month", (week,)), "weekdays", (day,))
+            replace(old, weeks_of_month=(week,), weekdays=(day,))
             for week in old.weeks_of_month
             for day in old.weekdays
         ]
     else:
-        singles = [_with(old, "days_of_month", (day,)) for day in old.days_of_month]
+        singles = [replace(old, days_of_month=(day,)) for day in old.days_of_month]
     lost = []
     for single in singles:
         facts = [f for f in CALENDAR_FACTS if _matches(single, *f) and not _matches(new, *f)]
