@@ -124,6 +124,9 @@ Q_CLUSTER = {
     **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
 }
 
+# Run queued tasks inline after commit instead of in the worker (tests, debugging).
+TASKS_RUN_INLINE = env.get_bool("TASKS_RUN_INLINE", False)
+
 AZURE_STORAGE_CONNECTION_STRING = env.get_str("AZURE_STORAGE_CONNECTION_STRING", secret=True)
 # Azurite rejects the newest service versions; a pinned version keeps both backends alike.
 AZURE_STORAGE_API_VERSION = env.get_str("AZURE_STORAGE_API_VERSION", "2025-11-05")

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from portal.api import views as api
 from portal.views import resources, shell
+from vaults.api.views import VaultViewSet
 
 router = DefaultRouter()
 router.register("regions", api.RegionViewSet, basename="api-region")
@@ -14,6 +15,7 @@ router.register("subscriptions", api.SubscriptionViewSet, basename="api-subscrip
 router.register("resource-groups", api.ResourceGroupViewSet, basename="api-resource-group")
 router.register("role-assignments", api.RoleAssignmentViewSet, basename="api-role-assignment")
 router.register("audit-events", api.AuditEventViewSet, basename="api-audit-event")
+router.register("vaults", VaultViewSet, basename="api-vault")
 
 urlpatterns = [
     path("", shell.HomeView.as_view(), name="home"),
@@ -84,6 +86,7 @@ urlpatterns = [
         name="resource-group-activity",
     ),
     path("", include("vaults.urls")),
+    path("", include("agents.urls")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -66,9 +66,21 @@ def azurite_connection_string(request, tmp_path_factory):
     port = _free_port()
     location = tmp_path_factory.mktemp("azurite")
     process = subprocess.Popen(
-        [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
-         str(location), "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(binary),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(location),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while not _port_open("127.0.0.1", port):
@@ -109,21 +121,36 @@ class Personas:
 
 
 def make_user(email, **extra):
-    user = get_user_model().objects.create_user(username=email, email=email, password="pw-Secret-123", **extra)
+    user = get_user_model().objects.create_user(
+        username=email, email=email, password="pw-Secret-123", **extra
+    )
     return user
 
 
 @pytest.fixture
 def personas(db):
-    from portal.models import Membership, Region, ResourceGroup, RoleAssignment, Subscription, Tenant
+    from portal.models import (
+        Membership,
+        Region,
+        ResourceGroup,
+        RoleAssignment,
+        Subscription,
+        Tenant,
+    )
+    from portal.regions import load_regions
 
+    load_regions(Region)  # transactional tests flush the migration's rows
     region = Region.objects.get(code="westeurope")
     tenant_a = Tenant.objects.create(name="Contoso", domain="contoso")
     tenant_b = Tenant.objects.create(name="Fabrikam", domain="fabrikam")
     sub_a = Subscription.objects.create(tenant=tenant_a, name="contoso-prod")
     sub_b = Subscription.objects.create(tenant=tenant_b, name="fabrikam-prod")
-    rg_a = ResourceGroup.objects.create(tenant=tenant_a, subscription=sub_a, name="rg-a", region=region)
-    rg_b = ResourceGroup.objects.create(tenant=tenant_b, subscription=sub_b, name="rg-b", region=region)
+    rg_a = ResourceGroup.objects.create(
+        tenant=tenant_a, subscription=sub_a, name="rg-a", region=region
+    )
+    rg_b = ResourceGroup.objects.create(
+        tenant=tenant_b, subscription=sub_b, name="rg-b", region=region
+    )
     users = {}
     for key, tenant, sub, role in [
         ("owner", tenant_a, sub_a, "owner"),

@@ -81,3 +81,35 @@ class Vault(models.Model):
     @property
     def container_name(self):
         return f"vault-{self.id.hex}"
+
+
+class VaultCredential(models.Model):
+    """A downloaded vault credentials file: only the hash of its one-use secret is kept."""
+
+    PREFIX = "bpr"
+    VALID_DAYS = 10
+
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="credentials")
+    key_id = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class SecurityPin(models.Model):
+    """A short-lived PIN that critical operations on a vault require. Shown once, used once."""
+
+    VALID_MINUTES = 5
+
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="security_pins")
+    pin_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)

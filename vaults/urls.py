@@ -1,12 +1,81 @@
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
 
-from vaults.views import vaults
+from vaults.views import create, vaults
 
 urlpatterns = [
     path("vaults/", vaults.VaultListView.as_view(), name="vault-list"),
-    path("vaults/create/", vaults.VaultListView.as_view(), name="vault-create"),
-    path("vaults/<uuid:pk>/", vaults.VaultBlade.as_view(), name="vault-detail"),
+    path("vaults/create/", create.CreateVaultView.as_view(), name="vault-create"),
+    path(
+        "vaults/validate-name/", create.ValidateVaultNameView.as_view(), name="vault-validate-name"
+    ),
+    path("vaults/<uuid:pk>/", vaults.VaultOverviewView.as_view(), name="vault-detail"),
+    path("vaults/<uuid:pk>/deployment/", create.DeploymentView.as_view(), name="vault-deployment"),
     path("vaults/<uuid:pk>/iam/", vaults.VaultIAMView.as_view(), name="vault-iam"),
     path("vaults/<uuid:pk>/activity/", vaults.VaultActivityView.as_view(), name="vault-activity"),
+    path(
+        "vaults/<uuid:pk>/properties/",
+        vaults.VaultPropertiesView.as_view(),
+        name="vault-properties",
+    ),
+    path(
+        "vaults/<uuid:pk>/getting-started/",
+        vaults.VaultGettingStartedView.as_view(),
+        name="vault-getting-started",
+    ),
+    path(
+        "vaults/<uuid:pk>/credentials/",
+        vaults.VaultCredentialsView.as_view(),
+        name="vault-credentials",
+    ),
+    path(
+        "vaults/<uuid:pk>/backup-items/",
+        vaults.empty_state(
+            "items",
+            _("Backup items"),
+            _(
+                "No backup items yet. Register a server and give it a backup policy to protect its files and folders."
+            ),
+        ),
+        name="vault-backup-items",
+    ),
+    path(
+        "vaults/<uuid:pk>/policies/",
+        vaults.empty_state(
+            "policies", _("Backup policies"), _("No backup policies in this vault yet.")
+        ),
+        name="vault-policies",
+    ),
+    path(
+        "vaults/<uuid:pk>/infrastructure/",
+        vaults.empty_state(
+            "infrastructure",
+            _("Backup infrastructure"),
+            _(
+                "No protected servers. Download the agent and the vault credentials under Getting started → Backup, then register a server."
+            ),
+        ),
+        name="vault-infrastructure",
+    ),
+    path(
+        "vaults/<uuid:pk>/alerts/",
+        vaults.empty_state(
+            "alerts",
+            _("Backup alerts"),
+            _("No alerts. Alerts appear here when a backup fails or is missed."),
+        ),
+        name="vault-alerts",
+    ),
+    path(
+        "vaults/<uuid:pk>/jobs/",
+        vaults.empty_state("jobs", _("Backup jobs"), _("No backup jobs yet.")),
+        name="vault-jobs",
+    ),
+    path(
+        "vaults/<uuid:pk>/usage/",
+        vaults.empty_state("usage", _("Usage"), _("No backup data stored yet.")),
+        name="vault-usage",
+    ),
     path("backup-center/", vaults.BackupCenterView.as_view(), name="backup-center"),
+    path("blob/", ("vaults.views.blob", None, None)),  # = include(): signed local blob URLs
 ]

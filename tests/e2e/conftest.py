@@ -27,8 +27,13 @@ def browser_type_launch_args(pytestconfig):
     return {
         "executable_path": CHROMIUM,
         "args": [
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--no-first-run",
         ],
     }
 
@@ -55,15 +60,25 @@ class PortalServer:
     def manage(self, *args, check=True) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *args],
-            env=self.env, cwd=ROOT, capture_output=True, text=True, check=check, timeout=120,
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
         )
 
     def start(self, worker=True):
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - closed with the process
         args = ["serve", "--port", str(self.port)] + ([] if worker else ["--no-worker"])
         self.processes.append(
-            subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], env=self.env,
-                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "manage.py"), *args],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -72,7 +87,9 @@ class PortalServer:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.2)
-        raise RuntimeError("portal did not start:\n" + (self.data_dir / "server.log").read_text()[-3000:])
+        raise RuntimeError(
+            "portal did not start:\n" + (self.data_dir / "server.log").read_text()[-3000:]
+        )
 
     def stop(self):
         for process in self.processes:
@@ -86,8 +103,12 @@ class PortalServer:
 
 def _server_env(data_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    env.update(PORTAL_DATA_DIR=str(data_dir), DEBUG="false", SECURE_COOKIES="false",
-               DJANGO_SETTINGS_MODULE="portal.settings")
+    env.update(
+        PORTAL_DATA_DIR=str(data_dir),
+        DEBUG="false",
+        SECURE_COOKIES="false",
+        DJANGO_SETTINGS_MODULE="portal.settings",
+    )
     database_url = os.environ.get("DATABASE_URL", "")
     if database_url.startswith("postgres"):
         name = f"bp_e2e_{uuid.uuid4().hex[:8]}"
@@ -105,9 +126,21 @@ def portal_server(tmp_path):
     server.start()
     yield server
     server.stop()
-    if server.env.get("DATABASE_URL", "").startswith("postgres") and server.env["DATABASE_URL"] != os.environ.get("DATABASE_URL"):
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--force",
-                        server.env["DATABASE_URL"].rsplit("/", 1)[1]], check=False)
+    if server.env.get("DATABASE_URL", "").startswith("postgres") and server.env[
+        "DATABASE_URL"
+    ] != os.environ.get("DATABASE_URL"):
+        subprocess.run(
+            [
+                "dropdb",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "--force",
+                server.env["DATABASE_URL"].rsplit("/", 1)[1],
+            ],
+            check=False,
+        )
 
 
 def sign_in(page, server, email="owner@contoso.example", password="demo-password-123"):

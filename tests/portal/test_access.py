@@ -42,7 +42,10 @@ def test_every_resource_page_is_404_for_another_tenant(personas, client_for):
         url = reverse(name, kwargs={"pk": obj.pk})
         assert insider.get(url).status_code == 200, url
         assert outsider.get(url).status_code == 404, url
-        assert outsider.post(url, {"action": "delete", "email": "x@y.z", "role": "owner"}).status_code == 404, url
+        assert (
+            outsider.post(url, {"action": "delete", "email": "x@y.z", "role": "owner"}).status_code
+            == 404
+        ), url
         checked += 1
     assert checked >= 7
     assert ResourceGroup.objects.filter(pk=personas.rg_a.pk).exists()
@@ -59,7 +62,12 @@ def test_every_api_endpoint_hides_another_tenants_objects(personas, client_for):
     for url in details:
         assert outsider.get(url).status_code == 404, url
         assert outsider.delete(url).status_code in (404, 405), url
-    lists = ["/api/v1/subscriptions/", "/api/v1/resource-groups/", "/api/v1/role-assignments/", "/api/v1/audit-events/"]
+    lists = [
+        "/api/v1/subscriptions/",
+        "/api/v1/resource-groups/",
+        "/api/v1/role-assignments/",
+        "/api/v1/audit-events/",
+    ]
     for url in lists:
         body = outsider.get(url).json()
         text = json.dumps(body)
@@ -86,9 +94,17 @@ def test_reader_can_read_but_not_write(personas, client_for):
     assert page.status_code == 200
     html = page.content.decode()
     assert 'value="delete"' not in html and "aria-disabled" in html
-    assert reader.post(reverse("resource-group-detail", args=[personas.rg_a.pk]), {"action": "delete"}).status_code == 403
+    assert (
+        reader.post(
+            reverse("resource-group-detail", args=[personas.rg_a.pk]), {"action": "delete"}
+        ).status_code
+        == 403
+    )
     assert ResourceGroup.objects.filter(pk=personas.rg_a.pk).exists()
-    iam = reader.post(reverse("subscription-iam", args=[personas.sub_a.pk]), {"email": "reader@contoso.example", "role": "owner"})
+    iam = reader.post(
+        reverse("subscription-iam", args=[personas.sub_a.pk]),
+        {"email": "reader@contoso.example", "role": "owner"},
+    )
     assert iam.status_code == 403
     api = reader.post(
         "/api/v1/resource-groups/",
@@ -111,7 +127,13 @@ def test_roles_inherit_downward_and_containers_are_visible(personas, client_for)
     )
     guest = pytest.importorskip("tests.conftest").make_user("guest@contoso.example")
     Membership.objects.create(tenant=p.tenant_a, user=guest)
-    RoleAssignment.objects.create(tenant=p.tenant_a, user=guest, role="contributor", subscription=p.sub_a, resource_group=p.rg_a)
+    RoleAssignment.objects.create(
+        tenant=p.tenant_a,
+        user=guest,
+        role="contributor",
+        subscription=p.sub_a,
+        resource_group=p.rg_a,
+    )
     assert can(guest, p.tenant_a, p.rg_a, Action.WRITE)
     assert not can(guest, p.tenant_a, other_rg, Action.READ)
     assert not can(guest, p.tenant_a, p.sub_a, Action.WRITE)
@@ -125,12 +147,18 @@ def test_owner_manages_access_and_everything_is_audited(personas, client_for):
     p = personas
     owner = client_for(p.owner)
     url = reverse("resource-group-iam", args=[p.rg_a.pk])
-    response = owner.post(url, {"email": "reader@contoso.example", "role": "contributor"}, REMOTE_ADDR="10.1.2.3")
+    response = owner.post(
+        url, {"email": "reader@contoso.example", "role": "contributor"}, REMOTE_ADDR="10.1.2.3"
+    )
     assert response.status_code == 302
     assignment = RoleAssignment.objects.get(user=p.reader, role="contributor")
     assert assignment.resource_group == p.rg_a
     event = AuditEvent.objects.get(action="role_assignment.create")
-    assert event.actor == p.owner and event.ip_address == "10.1.2.3" and event.resource_path == p.rg_a.path
+    assert (
+        event.actor == p.owner
+        and event.ip_address == "10.1.2.3"
+        and event.resource_path == p.rg_a.path
+    )
     # someone outside the directory cannot be granted anything
     response = owner.post(url, {"email": "owner_b@fabrikam.example", "role": "reader"})
     assert response.status_code == 400 and "No member" in response.content.decode()

@@ -78,7 +78,11 @@ def test_bad_input_is_refused_and_writes_nothing(personas, client_for):
     assert unknown_region.status_code == 400 and "region" in unknown_region.json()
     unknown_sub = owner.post(
         "/api/v1/resource-groups/",
-        {"name": "ok", "subscription_id": "00000000-0000-0000-0000-000000000000", "region": "westeurope"},
+        {
+            "name": "ok",
+            "subscription_id": "00000000-0000-0000-0000-000000000000",
+            "region": "westeurope",
+        },
         content_type="application/json",
     )
     assert unknown_sub.status_code == 404
@@ -111,16 +115,22 @@ def test_create_access_token_command(personas, capsys):
     call_command("create_access_token", personas.owner.email, "--days", "3")
     plain = capsys.readouterr().out.strip()
     assert plain.startswith("bpp_")
-    assert AccessToken.objects.get(user=personas.owner).expires_at < timezone.now() + timedelta(days=3, seconds=5)
+    assert AccessToken.objects.get(user=personas.owner).expires_at < timezone.now() + timedelta(
+        days=3, seconds=5
+    )
 
 
 def test_login_is_rate_limited(personas, client, settings):
     settings.LOGIN_ATTEMPTS_PER_15_MINUTES = 3
     for _ in range(3):
-        response = client.post("/login/", {"username": personas.owner.username, "password": "wrong"})
+        response = client.post(
+            "/login/", {"username": personas.owner.username, "password": "wrong"}
+        )
         assert response.status_code == 200
         assert "enter a correct" in response.content.decode().lower()
-    blocked = client.post("/login/", {"username": personas.owner.username, "password": "pw-Secret-123"})
+    blocked = client.post(
+        "/login/", {"username": personas.owner.username, "password": "pw-Secret-123"}
+    )
     assert blocked.status_code == 429
     assert "Too many failed sign-in attempts" in blocked.content.decode()
 

@@ -116,6 +116,45 @@
 
   window.addEventListener("popstate", () => window.location.reload());
 
+  // Wizards: tabs, the "create new" resource group field, groups of the chosen subscription.
+  function showTab(form, name) {
+    for (const tab of form.querySelectorAll("[data-tab]")) {
+      tab.classList.toggle("active", tab.dataset.tab === name);
+      tab.setAttribute("aria-selected", tab.dataset.tab === name ? "true" : "false");
+    }
+    for (const panel of form.querySelectorAll("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
+  }
+  function syncWizard(form) {
+    const group = form.querySelector("#id_resource_group");
+    const subscription = form.querySelector("#id_subscription");
+    if (!group || !subscription) return;
+    for (const option of group.options) {
+      if (option.dataset.subscription) option.hidden = option.dataset.subscription !== subscription.value;
+    }
+    if (group.selectedOptions[0] && group.selectedOptions[0].hidden) group.value = "";
+    const newField = form.querySelector("#new-group-field");
+    if (newField) newField.hidden = group.value !== "";
+  }
+  document.addEventListener("click", (event) => {
+    const form = event.target.closest(".wizard-form");
+    if (!form) return;
+    const tab = event.target.closest("[data-tab], [data-tab-link]");
+    if (!tab) return;
+    event.preventDefault();
+    if (tab.hasAttribute("data-submit-review")) {
+      form.querySelector("button[name=step][value=review]").click();
+      return;
+    }
+    showTab(form, tab.dataset.tab || tab.dataset.tabLink);
+  });
+  document.addEventListener("change", (event) => {
+    const form = event.target.closest(".wizard-form");
+    if (form) syncWizard(form);
+  });
+  document.addEventListener("DOMContentLoaded", () => {
+    for (const form of document.querySelectorAll(".wizard-form")) syncWizard(form);
+  });
+
   // Toasts: other scripts (live updates) call BackupPortal.toast(title, body).
   window.BackupPortal = {
     toast(title, body) {
@@ -132,3 +171,9 @@
     },
   };
 })();
+
+// A checkbox with data-enables="id" enables that control (the reference's "Already downloaded" step).
+document.addEventListener("change", (event) => {
+  const id = event.target.dataset && event.target.dataset.enables;
+  if (id) document.getElementById(id).disabled = !event.target.checked;
+});

@@ -13,7 +13,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("PORTAL_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORTAL_PORT", "8000")))
-        parser.add_argument("--no-worker", action="store_true", help="serve only; run qcluster elsewhere")
+        parser.add_argument(
+            "--no-worker", action="store_true", help="serve only; run qcluster elsewhere"
+        )
 
     def handle(self, *args, host, port, no_worker, **options):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
