@@ -113,3 +113,97 @@ class SecurityPin(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Pack(models.Model):
+    """An encrypted pack blob in the vault's storage. The portal cannot read it.
+
+    A pack is registered once its upload is confirmed present in storage; ``machine`` is
+    the key domain whose chunks it holds.
+    """
+
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="packs")
+    machine = models.ForeignKey("agents.Machine", on_delete=models.CASCADE, related_name="packs")
+    name = models.CharField(max_length=32)
+    size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["vault", "name"], name="unique_pack_name")]
+
+    @property
+    def blob_name(self):
+        return f"packs/{self.name}"
+
+
+class Chunk(models.Model):
+    """Opaque index entry: a keyed chunk id and where its encrypted record sits."""
+
+    machine = models.ForeignKey("agents.Machine", on_delete=models.CASCADE, related_name="+")
+    chunk_id = models.CharField(max_length=64)
+    pack = models.ForeignKey(Pack, on_delete=models.CASCADE, related_name="chunks")
+    offset = models.PositiveBigIntegerField()
+    length = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["machine", "chunk_id"], name="unique_chunk_per_machine")
+        ]
+
+
+class UploadLease(models.Model):
+    """A short-lived upload URL handed out for one blob; protects it from garbage collection."""
+
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="+")
+    machine = models.ForeignKey("agents.Machine", on_delete=models.CASCADE, related_name="+")
+    blob_name = models.CharField(max_length=200)
+    size = models.PositiveBigIntegerField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["vault", "blob_name"], name="unique_upload_lease")
+        ]
+
+
+class RecoveryPoint(models.Model):
+    """A committed backup of a machine: visible only once all its data is stored."""
+
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        ADHOC = "adhoc", _("Ad hoc")
+        OFFLINE = "offline", _("Offline seed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="recovery_points")
+    machine = models.ForeignKey(
+        "agents.Machine", on_delete=models.CASCADE, related_name="recovery_points"
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    content = models.CharField(max_length=20, default="files")  # files or system_state
+    taken_at = models.DateTimeField(db_index=True)
+    manifest = models.CharField(max_length=128)
+    packs = models.ManyToManyField(Pack, related_name="recovery_points")
+    files = models.PositiveBigIntegerField(default=0)
+    dirs = models.PositiveBigIntegerField(default=0)
+    bytes_scanned = models.PositiveBigIntegerField(default=0)
+    bytes_new = models.PositiveBigIntegerField(default=0)
+    bytes_stored = models.PositiveBigIntegerField(default=0)
+    warnings = models.PositiveIntegerField(default=0)
+    retain_until = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    kept_by = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    scope_fields = ScopeFields(
+        subscription="vault__subscription", resource_group="vault__resource_group", vault="vault"
+    )
+    resource_type = _("Recovery point")
+
+    class Meta:
+        ordering = ["-taken_at"]
+        indexes = [models.Index(fields=["machine", "-taken_at"])]
+
+    def scope_ids(self):
+        return self.vault.subscription_id, self.vault.resource_group_id, self.vault_id
