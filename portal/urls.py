@@ -87,6 +87,7 @@ urlpatterns = [
     ),
     path("", include("vaults.urls")),
     path("", include("agents.urls")),
+    path("", include("policies.urls")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
