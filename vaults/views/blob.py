@@ -16,6 +16,7 @@ Answers mirror Azure Blob Storage for the one agent code path:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from email.utils import formatdate
 from xml.sax.saxutils import escape
 
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -168,11 +170,41 @@ def _read_range(handle, start: int, length: int):
             yield data
 
 
-def _get(request, store: LocalBlobStore, container: str, blob: str):
-    path = store.blob_path(container, blob)
+async def _aread_range(handle, start: int, length: int):
+    """The ASGI form: Django would load a sync iterator whole into memory under daphne."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the response
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        await asyncio.to_thread(handle.seek, start)
+        while length > 0:
+            data = await asyncio.to_thread(handle.read, min(CHUNK, length))
+            if not data:
+                break
+            length -= len(data)
+            yield data
+    finally:
+        handle.close()
+
+
+def _stream(request, handle, start: int, length: int, status: int) -> StreamingHttpResponse:
+    if isinstance(request, ASGIRequest):
+        content = _aread_range(handle, start, length)
+    elif status == 200:
+        # WSGI: the server may hand the open file to sendfile (wsgi.file_wrapper)
+        response = FileResponse(handle, content_type="application/octet-stream")
+        response.block_size = CHUNK
+        return response
+    else:
+        content = _read_range(handle, start, length)
+    response = StreamingHttpResponse(
+        content, status=status, content_type="application/octet-stream"
+    )
+    response["Content-Length"] = str(length)
+    return response
+
+
+def _get(request, store: LocalBlobStore, container: str, blob: str):
+    try:
+        handle = open(store.blob_path(container, blob), "rb")  # noqa: SIM115 - closed by the response
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
         if not store.container_exists(container):
             return _error(
                 request, 404, "ContainerNotFound", "The specified container does not exist."
@@ -197,16 +229,9 @@ def _get(request, store: LocalBlobStore, container: str, blob: str):
             Content_Range=f"bytes */{size}",
         )
     if wanted is None:
-        response = FileResponse(handle, content_type="application/octet-stream")
-        response.block_size = CHUNK
-        return _blob_headers(response, st)
+        return _blob_headers(_stream(request, handle, 0, size, 200), st)
     start, end = wanted
-    response = StreamingHttpResponse(
-        _read_range(handle, start, end - start + 1),
-        status=206,
-        content_type="application/octet-stream",
-    )
-    response["Content-Length"] = str(end - start + 1)
+    response = _stream(request, handle, start, end - start + 1, 206)
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return _blob_headers(response, st)
 
