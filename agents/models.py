@@ -34,7 +34,11 @@ class Machine(VaultScoped, models.Model):
     agent_version = models.CharField(_("agent version"), max_length=40, blank=True)
     time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
     policy = models.ForeignKey(
-        "policies.BackupPolicy", on_delete=models.PROTECT, null=True, blank=True, related_name="machines"
+        "policies.BackupPolicy",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="machines",
     )
     token_key_id = models.CharField(max_length=16, unique=True)
     token_hash = models.CharField(max_length=64)

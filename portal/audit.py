@@ -1,3 +1,5 @@
+from django.contrib.auth import get_user_model
+
 from portal.models import AuditEvent
 
 
@@ -13,9 +15,13 @@ def record(
     ``request`` gives the actor and address; background tasks pass ``actor`` instead.
     """
     user = actor if actor is not None else getattr(request, "user", None)
+    label = details.pop("actor_label", None)
     if user is not None and not user.is_authenticated:
         user = None
-    label = details.pop("actor_label", None) or (user.get_username() if user else "system")
+    if user is not None and not isinstance(user, get_user_model()):
+        label = label or user.get_username()  # an agent acting with its machine token
+        user = None
+    label = label or (user.get_username() if user else "system")
     return AuditEvent.objects.create(
         tenant=tenant or resource.tenant,
         actor=user,

@@ -124,6 +124,10 @@ Q_CLUSTER = {
     **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
 }
 
+# Seconds between an agent's configuration polls (it adds jitter); commands arrive sooner
+# through the long poll.
+AGENT_POLL_INTERVAL = env.get_int("AGENT_POLL_INTERVAL", 60, minimum=5)
+
 # Run queued tasks inline after commit instead of in the worker (tests, debugging).
 TASKS_RUN_INLINE = env.get_bool("TASKS_RUN_INLINE", False)
 

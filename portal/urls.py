@@ -89,6 +89,7 @@ urlpatterns = [
     path("", include("agents.urls")),
     path("", include("policies.urls")),
     path("api/v1/", include(router.urls)),
+    path("api/agent/v1/", include("agents.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
