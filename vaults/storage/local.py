@@ -45,7 +45,7 @@ PERMISSIONS = (PERMISSION_WRITE, PERMISSION_READ)
 _TEMP_MARK = "~upload-"
 _COPY_CHUNK = 1024 * 1024
 _EXPIRY_RE = re.compile(r"^[0-9]{1,12}$")
-_SIGNATURE_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _now() -> float:
@@ -90,7 +90,7 @@ def verify(
     ):
         raise SignatureError("AuthenticationFailed", "signature malformed")
     expected = sign(container, blob, permission, int(expiry), secret_key)
-    if not hmac.compare_digest(expected, signature.lower()):
+    if not hmac.compare_digest(expected, signature):
         raise SignatureError("AuthenticationFailed", "signature does not match")
     if _now() > int(expiry):
         raise SignatureError("AuthenticationFailed", "signature expired")
