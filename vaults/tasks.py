@@ -9,3 +9,15 @@ def deploy_vault(vault_id):
 
 def remove_vault(vault_id):
     services.remove_vault(vault_id)
+
+
+def delete_blobs(vault_id, blob_names):
+    from vaults.models import Vault
+    from vaults.storage import get_blob_store
+
+    vault = Vault.objects.filter(pk=vault_id).first()
+    if vault is None:
+        return
+    store = get_blob_store()
+    for name in blob_names:
+        store.delete_blob(vault.container_name, name)

@@ -1,6 +1,7 @@
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
+from agents import portal_views as agent_views
 from vaults.views import create, vaults
 
 urlpatterns = [
@@ -30,13 +31,7 @@ urlpatterns = [
     ),
     path(
         "vaults/<uuid:pk>/backup-items/",
-        vaults.empty_state(
-            "items",
-            _("Backup items"),
-            _(
-                "No backup items yet. Register a server and give it a backup policy to protect its files and folders."
-            ),
-        ),
+        agent_views.BackupItemsView.as_view(),
         name="vault-backup-items",
     ),
     path(
@@ -48,13 +43,7 @@ urlpatterns = [
     ),
     path(
         "vaults/<uuid:pk>/infrastructure/",
-        vaults.empty_state(
-            "infrastructure",
-            _("Backup infrastructure"),
-            _(
-                "No protected servers. Download the agent and the vault credentials under Getting started → Backup, then register a server."
-            ),
-        ),
+        agent_views.ProtectedServersView.as_view(),
         name="vault-infrastructure",
     ),
     path(
@@ -66,16 +55,14 @@ urlpatterns = [
         ),
         name="vault-alerts",
     ),
-    path(
-        "vaults/<uuid:pk>/jobs/",
-        vaults.empty_state("jobs", _("Backup jobs"), _("No backup jobs yet.")),
-        name="vault-jobs",
-    ),
+    path("vaults/<uuid:pk>/jobs/", agent_views.BackupJobsView.as_view(), name="vault-jobs"),
     path(
         "vaults/<uuid:pk>/usage/",
         vaults.empty_state("usage", _("Usage"), _("No backup data stored yet.")),
         name="vault-usage",
     ),
+    path("machines/<uuid:pk>/", agent_views.MachineBlade.as_view(), name="machine-detail"),
+    path("jobs/<uuid:pk>/", agent_views.JobDetailView.as_view(), name="job-detail"),
     path("backup-center/", vaults.BackupCenterView.as_view(), name="backup-center"),
     path("blob/", ("vaults.views.blob", None, None)),  # = include(): signed local blob URLs
 ]

@@ -35,3 +35,41 @@ def update_reported_facts(request, machine, facts: dict):
             actor_label=f"agent:{machine.name}",
             **{k: str(v) for k, v in changes.items()},
         )
+
+
+def delete_machine(request, machine, *, pin: str = ""):
+    """Unregister a server and delete its backup data; with data, the vault's PIN is needed."""
+    from portal.access import Action
+    from portal.services import require
+    from portal.tasks import enqueue
+    from vaults.models import Pack, RecoveryPoint
+    from vaults.services import consume_security_pin
+
+    require(request.user, request.tenant, machine, Action.WRITE)
+    has_data = (
+        RecoveryPoint.objects.filter(machine=machine).exists()
+        or Pack.objects.filter(machine=machine).exists()
+    )
+    with transaction.atomic():
+        if has_data:
+            consume_security_pin(machine.vault, pin)
+        blobs = [
+            f"packs/{name}"
+            for name in Pack.objects.filter(machine=machine).values_list("name", flat=True)
+        ]
+        blobs += [
+            f"manifests/{machine.pk}/{m}"
+            for m in RecoveryPoint.objects.filter(machine=machine).values_list(
+                "manifest", flat=True
+            )
+        ]
+        audit.record(request, "machine.delete", machine, with_data=has_data)
+        freed = machine.storage_bytes
+        machine.delete()
+        from django.db.models import F
+
+        from vaults.models import Vault
+
+        Vault.objects.filter(pk=machine.vault_id).update(storage_bytes=F("storage_bytes") - freed)
+        if blobs:
+            enqueue("vaults.tasks.delete_blobs", str(machine.vault_id), blobs)
