@@ -9,7 +9,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from portal.events import mark_web_process  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
+
+mark_web_process()
 
 application = ProtocolTypeRouter(
     {

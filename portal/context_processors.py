@@ -1,7 +1,17 @@
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from portal.models import Notification
 from portal.tenancy import tenants_for
+
+
+def live_labels():
+    from agents.models import Job
+
+    return {
+        "states": {value: str(label) for value, label in Job.State.choices},
+        "eta": str(_("ETA")),
+    }
 
 
 def shell(request):
@@ -18,6 +28,7 @@ def shell(request):
         return context
     tenant = request.tenant
     context["directories"] = tenants_for(user).only("id", "name", "domain")
+    context["live_labels"] = live_labels()
     context["current_tenant"] = tenant
     context["unread_notifications"] = (
         Notification.objects.filter(

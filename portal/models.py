@@ -254,3 +254,16 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-updated_at", "-id"]
         indexes = [models.Index(fields=["user", "tenant", "dismissed_at", "-updated_at"])]
+
+
+class EventOutbox(models.Model):
+    """Live events written by processes without a route to the browsers' channel layer.
+
+    In the embedded default the channel layer lives in the web process's memory, so the
+    worker stores its events here and the web process relays them. Rows are short-lived.
+    """
+
+    groups = models.JSONField()
+    kind = models.CharField(max_length=40)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)

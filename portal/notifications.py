@@ -1,5 +1,6 @@
 """Notifications for the bell: stored per user, updated in place by key."""
 
+from portal.events import publish_notification
 from portal.models import Notification
 
 
@@ -15,5 +16,7 @@ def notify(user, tenant, *, title, body="", level="info", link="", link_label=""
             key=key,
             defaults={**fields, "read_at": None, "dismissed_at": None},
         )
-        return notification
-    return Notification.objects.create(user=user, tenant=tenant, **fields)
+    else:
+        notification = Notification.objects.create(user=user, tenant=tenant, **fields)
+    publish_notification(notification)
+    return notification

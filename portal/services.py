@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal import audit, tokens
+from portal import audit, events, tokens
 from portal.access import Action, can, forget_grants
 from portal.models import AccessToken, Membership, ResourceGroup, RoleAssignment
 
@@ -118,6 +118,7 @@ def remove_role_assignment(request, assignment):
             role=assignment.role,
         )
         assignment.delete()
+        events.access_changed(assignment.user_id)
     forget_grants(assignment.user)
 
 

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from portal import audit, tokens
 from portal.access import Action
+from portal.events import publish_vault
 from portal.notifications import notify
 from portal.services import create_resource_group, require
 from portal.tasks import enqueue
@@ -158,6 +159,7 @@ def deploy_vault(vault_id):
         vault.state, vault.state_reason = VaultState.SUCCEEDED, ""
     with transaction.atomic():
         vault.save(update_fields=["state", "state_reason", "updated_at"])
+        publish_vault(vault)
         audit.record(
             None,
             "vault.deploy",
