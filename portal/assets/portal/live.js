@@ -16,9 +16,14 @@
     return [...wanted].map((key) => { const [kind, id] = key.split(":"); return { subscribe: kind, id }; });
   }
 
+  // The page counts as live once the server has answered every subscription.
+  let awaiting = new Set();
   function subscribeAll() {
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
-    for (const message of subscriptions()) socket.send(JSON.stringify(message));
+    const wanted = subscriptions();
+    awaiting = new Set(wanted.map((m) => m.subscribe + ":" + m.id));
+    if (!awaiting.size) document.body.dataset.live = "connected";
+    for (const message of wanted) socket.send(JSON.stringify(message));
   }
 
   function bytes(n) {
@@ -108,14 +113,16 @@
     socket = new WebSocket(scheme + location.host + "/ws/events/");
     socket.addEventListener("open", () => {
       retry = 500;
-      document.body.dataset.live = "connected";
       subscribeAll();
       if (connectedOnce) document.body.dispatchEvent(new CustomEvent("bp:reconnected"));
       connectedOnce = true;
     });
     socket.addEventListener("message", (event) => {
       const message = JSON.parse(event.data);
-      if (message.kind === "job") onJob(message.payload);
+      if (message.subscribed) {
+        awaiting.delete(message.subscribed + ":" + message.id);
+        if (!awaiting.size) document.body.dataset.live = "connected";
+      } else if (message.kind === "job") onJob(message.payload);
       else if (message.kind === "notification") onNotification(message.payload);
       else if (message.kind === "vault") document.body.dispatchEvent(new CustomEvent("bp:vault", { detail: message.payload }));
     });
