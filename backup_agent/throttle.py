@@ -129,13 +129,15 @@ class BandwidthLimiter:
             self._refill(rate)
             self._tokens -= nbytes
             # Pay off the debt, re-reading the schedule at least once a second.
-            while self._tokens < 0:
+            while self._tokens < -0.5:  # (half a byte: immune to float rounding)
                 rate = self.current_rate_bps() / 8.0
                 wait = min(1.0, -self._tokens / rate)
                 self._sleep(wait)
                 t = self._mono()
-                self._tokens += max(0.0, t - self._last) * rate
-                self._last = t
+                # sleep() never returns early; crediting at least ``wait`` also avoids a
+                # float stall when a tiny wait does not move a large clock value
+                self._tokens += max(t - self._last, wait) * rate
+                self._last = max(t, self._last + wait)
 
 
 class ThrottledReader:

@@ -4,6 +4,7 @@ import os
 import random
 import shutil
 import stat
+import types
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,14 @@ from backup_agent.repository import LocalRepository
 from backup_agent.restore import RestoreProgress, run_restore
 from backup_agent.scanner import Exclusion, tree_path
 from backup_agent.tree import load_tree, ls
+
+
+@pytest.fixture
+def settings():
+    """The agent needs no Django: satisfy the repository-wide autouse fixture that asks
+    for pytest-django's ``settings`` so these tests also run with ``-p no:django``."""
+    return types.SimpleNamespace()
+
 
 SMALL = ChunkerParams(1024, 4096, 16384)
 PACK = 64 * 1024

@@ -2,9 +2,11 @@ import io
 import os
 import random
 import threading
+import types
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from backup_agent.chunker import ChunkerParams, chunk_bytes, iter_chunks
@@ -23,6 +25,13 @@ from backup_agent.repository import (
 SMALL = ChunkerParams(256, 1024, 4096)
 
 
+@pytest.fixture
+def settings():
+    """The agent needs no Django: satisfy the repository-wide autouse fixture that asks
+    for pytest-django's ``settings`` so these tests also run with ``-p no:django``."""
+    return types.SimpleNamespace()
+
+
 def test_default_params_sizes():
     data = random.Random(1).randbytes(24 << 20)
     sizes = [len(c) for c in chunk_bytes(data)]
@@ -32,7 +41,7 @@ def test_default_params_sizes():
     assert 512 << 10 <= avg <= 2 << 20
 
 
-@settings(max_examples=40, deadline=None)
+@hsettings(max_examples=40, deadline=None)
 @given(
     data=st.binary(min_size=0, max_size=40000),
     block=st.integers(min_value=1024, max_value=20000),

@@ -1,5 +1,6 @@
 import json
 import string
+import types
 
 import pytest
 
@@ -19,6 +20,14 @@ from backup_agent.crypto import (
     validate_passphrase,
     wrap_keys,
 )
+
+
+@pytest.fixture
+def settings():
+    """The agent needs no Django: satisfy the repository-wide autouse fixture that asks
+    for pytest-django's ``settings`` so these tests also run with ``-p no:django``."""
+    return types.SimpleNamespace()
+
 
 FAST = {"n": 2**12}  # keep the suite fast; the default (2**15) is exercised once below
 PASS = "correct horse battery staple!"
