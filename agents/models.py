@@ -50,6 +50,8 @@ class Machine(VaultScoped, models.Model):
     work_hours_kbps = models.PositiveIntegerField(null=True, blank=True)
     off_hours_kbps = models.PositiveIntegerField(null=True, blank=True)
     settings_version = models.PositiveIntegerField(default=1)
+    # Other machines of the vault whose keys this machine's agent has unlocked (it reports them).
+    unlocked_sources = models.JSONField(default=list, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_backup_at = models.DateTimeField(null=True, blank=True)
     last_backup_state = models.CharField(max_length=30, blank=True)
@@ -104,9 +106,23 @@ class AgentCommand(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    scope_fields = ScopeFields(
+        subscription="machine__vault__subscription",
+        resource_group="machine__vault__resource_group",
+        vault="machine__vault",
+        tenant="machine__tenant",
+    )
+
     class Meta:
         ordering = ["created_at"]
         indexes = [models.Index(fields=["machine", "state"])]
+
+    @property
+    def tenant_id(self):
+        return self.machine.tenant_id
+
+    def scope_ids(self):
+        return self.machine.scope_ids()
 
 
 class Job(VaultScoped, models.Model):

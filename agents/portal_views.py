@@ -142,6 +142,7 @@ class MachineBlade(ResourceBladeView):
                 "label": None,
                 "items": [
                     ("overview", _("Overview"), reverse("machine-detail", args=[pk])),
+                    ("recover", _("Recover data"), reverse("machine-recover", args=[pk])),
                 ],
             }
         ]

@@ -7,7 +7,7 @@ fails here until it is added to OBJECTS, and then it is checked like the rest.
 import pytest
 from django.urls import get_resolver, reverse
 
-from agents.models import Job, Machine
+from agents.models import AgentCommand, Job, Machine
 from vaults.models import Vault
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +20,7 @@ OBJECTS = {
     "machine-": "machine",
     "job-": "job",
     "policy-": "policy",
+    "command-": "command",
 }
 
 
@@ -65,7 +66,11 @@ def tenant_a_objects(personas):
     job = Job.objects.create(
         tenant=personas.tenant_a, vault=vault, machine=machine, kind="backup", trigger="adhoc"
     )
+    command = AgentCommand.objects.create(
+        machine=machine, kind="browse", payload={"path": ""}, expires_at=job.started_at
+    )
     return {
+        "command": command,
         "subscription": personas.sub_a,
         "group": personas.rg_a,
         "vault": vault,
@@ -96,9 +101,10 @@ def test_every_resource_page_is_404_for_another_tenant(personas, client_for, ten
             "email": "owner_b@fabrikam.example",
             "role": "owner",
         }
-        assert outsider.post(url, data).status_code == 404, url
+        # 405 comes before any lookup, so it says nothing about the object either
+        assert outsider.post(url, data).status_code in (404, 405), url
     assert Machine.objects.filter(pk=tenant_a_objects["machine"].pk).exists()
-    assert not tenant_a_objects["machine"].commands.exists()
+    assert tenant_a_objects["machine"].commands.count() == 1  # only the fixture's own
 
 
 def test_every_api_detail_is_404_for_another_tenant(personas, client_for, tenant_a_objects):

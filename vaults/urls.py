@@ -2,6 +2,8 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
 from agents import portal_views as agent_views
+from agents import restore_views
+from policies.views import PolicyListView
 from vaults.views import create, vaults
 
 urlpatterns = [
@@ -34,13 +36,7 @@ urlpatterns = [
         agent_views.BackupItemsView.as_view(),
         name="vault-backup-items",
     ),
-    path(
-        "vaults/<uuid:pk>/policies/",
-        vaults.empty_state(
-            "policies", _("Backup policies"), _("No backup policies in this vault yet.")
-        ),
-        name="vault-policies",
-    ),
+    path("vaults/<uuid:pk>/policies/", PolicyListView.as_view(), name="vault-policies"),
     path(
         "vaults/<uuid:pk>/infrastructure/",
         agent_views.ProtectedServersView.as_view(),
@@ -62,6 +58,16 @@ urlpatterns = [
         name="vault-usage",
     ),
     path("machines/<uuid:pk>/", agent_views.MachineBlade.as_view(), name="machine-detail"),
+    path(
+        "machines/<uuid:pk>/recover/",
+        restore_views.RecoverDataView.as_view(),
+        name="machine-recover",
+    ),
+    path(
+        "commands/<uuid:pk>/browse/",
+        restore_views.BrowseResultView.as_view(),
+        name="command-browse",
+    ),
     path("jobs/<uuid:pk>/", agent_views.JobDetailView.as_view(), name="job-detail"),
     path("backup-center/", vaults.BackupCenterView.as_view(), name="backup-center"),
     path("blob/", ("vaults.views.blob", None, None)),  # = include(): signed local blob URLs

@@ -71,7 +71,11 @@ def report_result(machine, command_id, *, ok: bool, result: dict) -> AgentComman
     if command is None:
         raise ValidationError({"command": _("No such command for this machine.")})
     command.state = AgentCommand.State.SUCCEEDED if ok else AgentCommand.State.FAILED
-    command.result = result if isinstance(result, dict) else {"value": result}
+    if command.kind == AgentCommand.Kind.BROWSE:
+        from agents.services.restore import store_browse_result
+
+        result = store_browse_result(command, result)  # names are not kept in the database
+    command.result = result if isinstance(result, dict) else {"value": str(result)[:500]}
     command.finished_at = timezone.now()
     command.save(update_fields=["state", "result", "finished_at"])
     return command

@@ -22,6 +22,11 @@ def update_reported_facts(request, machine, facts: dict):
             zone = ""
         if zone:
             changes["time_zone"] = zone
+    unlocked = facts.get("unlocked_machines")
+    if isinstance(unlocked, list):
+        names = sorted({str(n)[:253] for n in unlocked if isinstance(n, str)})[:100]
+        if names != machine.unlocked_sources:
+            changes["unlocked_sources"] = names
     if not changes:
         return
     with transaction.atomic():
