@@ -5,6 +5,7 @@ from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from agents.api import tenant as tenant_api
 from portal.api import views as api
 from portal.views import resources, shell
 from vaults.api.views import VaultViewSet
@@ -16,6 +17,9 @@ router.register("resource-groups", api.ResourceGroupViewSet, basename="api-resou
 router.register("role-assignments", api.RoleAssignmentViewSet, basename="api-role-assignment")
 router.register("audit-events", api.AuditEventViewSet, basename="api-audit-event")
 router.register("vaults", VaultViewSet, basename="api-vault")
+router.register("machines", tenant_api.MachineViewSet, basename="api-machine")
+router.register("jobs", tenant_api.JobViewSet, basename="api-job")
+router.register("commands", tenant_api.CommandViewSet, basename="api-command")
 
 urlpatterns = [
     path("", shell.HomeView.as_view(), name="home"),
