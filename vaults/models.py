@@ -166,8 +166,17 @@ class UploadLease(models.Model):
         ]
 
 
+class LivePointManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
 class RecoveryPoint(models.Model):
-    """A committed backup of a machine: visible only once all its data is stored."""
+    """A committed backup of a machine: visible only once all its data is stored.
+
+    Expired points are soft-deleted first when the vault keeps soft-deleted data: hidden from
+    every list (the default manager), their packs kept until ``purge_after``.
+    """
 
     class Kind(models.TextChoices):
         SCHEDULED = "scheduled", _("Scheduled")
@@ -194,7 +203,12 @@ class RecoveryPoint(models.Model):
     retain_until = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     kept_by = models.JSONField(default=list, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    purge_after = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LivePointManager()
+    all_points = models.Manager()
 
     scope_fields = ScopeFields(
         subscription="vault__subscription", resource_group="vault__resource_group", vault="vault"

@@ -21,3 +21,9 @@ def delete_blobs(vault_id, blob_names):
     store = get_blob_store()
     for name in blob_names:
         store.delete_blob(vault.container_name, name)
+
+
+def retention_and_gc():
+    from vaults.gc import run_retention_and_gc
+
+    return run_retention_and_gc()
