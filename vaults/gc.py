@@ -64,13 +64,12 @@ def collect_garbage(vault, now=None) -> int:
     """Delete packs no point references, outside the grace period and open leases."""
     now = now or timezone.now()
     referenced = RecoveryPoint.all_points.filter(packs=OuterRef("pk"))
-    leased = UploadLease.objects.filter(vault=vault, blob_name=F("blob_name"))
     candidates = (
         Pack.objects.filter(vault=vault, created_at__lt=now - UNREFERENCED_PACK_GRACE)
         .annotate(used=Exists(referenced))
         .filter(used=False)
     )
-    leased_names = set(leased.values_list("blob_name", flat=True))
+    leased_names = set(UploadLease.objects.filter(vault=vault).values_list("blob_name", flat=True))
     store = get_blob_store()
     freed = 0
     for pack in candidates[:1000]:
