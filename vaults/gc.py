@@ -55,9 +55,9 @@ def apply_retention(machine, now=None) -> int:
 
 def purge_points(now=None) -> int:
     now = now or timezone.now()
-    return RecoveryPoint.all_points.filter(deleted_at__isnull=False, purge_after__lte=now).delete()[
-        0
-    ]
+    expired = RecoveryPoint.all_points.filter(deleted_at__isnull=False, purge_after__lte=now)
+    _total, per_model = expired.delete()
+    return per_model.get(RecoveryPoint._meta.label, 0)
 
 
 def collect_garbage(vault, now=None) -> int:
