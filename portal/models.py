@@ -220,6 +220,16 @@ class UserPreferences(models.Model):
     )
     language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en")
     time_zone = models.CharField(max_length=64, default="UTC")
+    email_alerts = models.CharField(
+        _("alert e-mails"),
+        max_length=8,
+        choices=[
+            ("each", _("One e-mail per alert")),
+            ("digest", _("An hourly digest")),
+            ("off", _("No e-mail")),
+        ],
+        default="each",
+    )
 
 
 class Notification(models.Model):

@@ -127,6 +127,8 @@ Q_CLUSTER = {
 # Seconds between an agent's configuration polls (it adds jitter); commands arrive sooner
 # through the long poll.
 AGENT_POLL_INTERVAL = env.get_int("AGENT_POLL_INTERVAL", 60, minimum=5)
+# Minutes without contact after which an agent raises an "Agent offline" alert.
+AGENT_OFFLINE_ALERT_MINUTES = env.get_int("AGENT_OFFLINE_ALERT_MINUTES", 60, minimum=5)
 
 # Run queued tasks inline after commit instead of in the worker (tests, debugging).
 TASKS_RUN_INLINE = env.get_bool("TASKS_RUN_INLINE", False)

@@ -221,3 +221,209 @@ class RecoveryPoint(models.Model):
 
     def scope_ids(self):
         return self.vault.subscription_id, self.vault.resource_group_id, self.vault_id
+
+
+# Alerts and monitoring ------------------------------------------------------------------
+
+
+class AlertKind(models.TextChoices):
+    BACKUP_FAILED = "backup_failed", _("Backup failed")
+    RESTORE_FAILED = "restore_failed", _("Restore failed")
+    BACKUP_MISSED = "backup_missed", _("Backup missed")
+    AGENT_OFFLINE = "agent_offline", _("Agent offline")
+    AGENT_OUTDATED = "agent_outdated", _("Agent out of date")
+    CREDENTIALS_EXPIRING = "credentials_expiring", _("Vault credentials expiring unused")
+    QUOTA_WARNING = "quota_warning", _("Storage quota almost used")
+    QUOTA_EXCEEDED = "quota_exceeded", _("Storage quota used up")
+
+
+class Alert(models.Model):
+    """A condition someone should look at, raised once and resolved when it clears.
+
+    ``key`` names the condition (kind and subject); at most one active alert holds a key,
+    so two watchdogs racing to raise the same alert cannot both succeed. An alert with no
+    vault belongs to the whole directory (the storage quota).
+    """
+
+    class Severity(models.TextChoices):
+        CRITICAL = "critical", _("Critical")
+        WARNING = "warning", _("Warning")
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        RESOLVED = "resolved", _("Resolved")
+
+    class Resolution(models.TextChoices):
+        CLEARED = "cleared", _("The condition cleared")
+        MANUAL = "manual", _("Resolved by a user")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    vault = models.ForeignKey(
+        Vault, on_delete=models.CASCADE, null=True, blank=True, related_name="alerts"
+    )
+    machine = models.ForeignKey(
+        "agents.Machine", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    job = models.ForeignKey(
+        "agents.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(_("alert type"), max_length=30, choices=AlertKind.choices)
+    severity = models.CharField(_("severity"), max_length=10, choices=Severity.choices)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default="active")
+    key = models.CharField(max_length=160)
+    subject_id = models.CharField(max_length=64)
+    subject_name = models.CharField(max_length=253, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    raised_at = models.DateTimeField(db_index=True)
+    last_occurred_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Resolved by hand while its condition persists: not raised again until it clears.
+    silenced = models.BooleanField(default=False)
+
+    resource_type = _("Backup alert")
+    scope_fields = ScopeFields(
+        subscription="vault__subscription", resource_group="vault__resource_group", vault="vault"
+    )
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(state="active"), name="unique_active_alert"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["key"]),
+            models.Index(fields=["tenant", "state", "severity"]),
+            models.Index(fields=["vault", "state", "-raised_at"]),
+            models.Index(fields=["machine", "kind", "state"]),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def name(self):
+        label = self.get_kind_display()
+        return f"{label}: {self.subject_name}" if self.subject_name else str(label)
+
+    @property
+    def path(self):
+        prefix = self.vault.path if self.vault_id else f"/tenants/{self.tenant_id}"
+        return f"{prefix}/alerts/{self.id}"
+
+    def scope_ids(self):
+        if not self.vault_id:
+            return None, None, None
+        return self.vault.subscription_id, self.vault.resource_group_id, self.vault_id
+
+
+class VaultWebhook(models.Model):
+    """An outgoing webhook: alert events POSTed as signed JSON to a URL of the tenant's."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(_("payload URL"), max_length=500)
+    secret = models.CharField(max_length=100)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    resource_type = _("Webhook")
+    scope_fields = ScopeFields(
+        subscription="vault__subscription", resource_group="vault__resource_group", vault="vault"
+    )
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return self.url
+
+    @property
+    def name(self):
+        return self.url
+
+    @property
+    def path(self):
+        return f"{self.vault.path}/webhooks/{self.id}"
+
+    def scope_ids(self):
+        return self.vault.subscription_id, self.vault.resource_group_id, self.vault_id
+
+
+class AlertDelivery(models.Model):
+    """One alert sent to one recipient (e-mail) or one webhook event: sent exactly once.
+
+    Workers claim a row with a compare-and-set update before sending; a failed send frees
+    it for a retry with backoff, up to ``MAX_ATTEMPTS``.
+    """
+
+    MAX_ATTEMPTS = 5
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("E-mail")
+        WEBHOOK = "webhook", _("Webhook")
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    event = models.CharField(max_length=20, default="raised")  # raised or resolved
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    webhook = models.ForeignKey(
+        VaultWebhook, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+    )
+    digest = models.BooleanField(default=False)
+    payload = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    claim = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["alert", "user"],
+                condition=models.Q(channel="email"),
+                name="unique_alert_email_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["alert", "webhook", "event"],
+                condition=models.Q(channel="webhook"),
+                name="unique_alert_webhook_event",
+            ),
+        ]
+        indexes = [models.Index(fields=["channel", "digest", "sent_at"])]
+
+
+class StorageSample(models.Model):
+    """A vault's stored bytes on one day (UTC), for the storage-over-time charts."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="storage_samples")
+    day = models.DateField()
+    bytes = models.PositiveBigIntegerField()
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [
+            models.UniqueConstraint(fields=["vault", "day"], name="unique_storage_sample_per_day")
+        ]
+        indexes = [models.Index(fields=["tenant", "day"])]
