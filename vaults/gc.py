@@ -11,7 +11,8 @@ which retention already guarantees; manual deletion is refused there.
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from portal import audit
@@ -80,13 +81,20 @@ def collect_garbage(vault, now=None) -> int:
             if RecoveryPoint.all_points.filter(packs=pack).exists():
                 continue
             pack.delete()
-            Vault.objects.filter(pk=vault.pk).update(storage_bytes=F("storage_bytes") - pack.size)
-            type(pack.machine).objects.filter(pk=pack.machine_id).update(
-                storage_bytes=F("storage_bytes") - pack.size
-            )
+            release_storage(vault.pk, pack.machine_id, pack.size)
         store.delete_blob(vault.container_name, pack.blob_name)
         freed += pack.size
     return freed
+
+
+def release_storage(vault_id, machine_id, size: int):
+    """Subtract freed bytes from the vault's and machine's accounting, never below zero."""
+    from agents.models import Machine
+
+    shrink = Greatest(F("storage_bytes") - size, Value(0))
+    Vault.objects.filter(pk=vault_id).update(storage_bytes=shrink)
+    if machine_id is not None:
+        Machine.objects.filter(pk=machine_id).update(storage_bytes=shrink)
 
 
 def run_retention_and_gc(now=None) -> dict:

@@ -47,6 +47,7 @@ def delete_machine(request, machine, *, pin: str = ""):
     from portal.access import Action
     from portal.services import require
     from portal.tasks import enqueue
+    from vaults.gc import release_storage
     from vaults.models import Pack, RecoveryPoint
     from vaults.services import consume_security_pin
 
@@ -69,12 +70,8 @@ def delete_machine(request, machine, *, pin: str = ""):
             )
         ]
         audit.record(request, "machine.delete", machine, with_data=has_data)
-        freed = machine.storage_bytes
+        freed, vault_id = machine.storage_bytes, machine.vault_id
         machine.delete()
-        from django.db.models import F
-
-        from vaults.models import Vault
-
-        Vault.objects.filter(pk=machine.vault_id).update(storage_bytes=F("storage_bytes") - freed)
+        release_storage(vault_id, None, freed)
         if blobs:
             enqueue("vaults.tasks.delete_blobs", str(machine.vault_id), blobs)
