@@ -151,6 +151,7 @@ class _Engine:
         limiter,
         workers: int,
         upload_threads: int,
+        spool_dir: Path | None,
     ):
         self.repo = repo
         self.keys = keys
@@ -162,13 +163,15 @@ class _Engine:
         )
         self.nworkers = workers
         self.nuploaders = upload_threads
+        self.spool = spool_dir
 
         self.lock = threading.Lock()
         self.pack_lock = threading.Lock()
         self.present: dict[str, str] = {}  # chunk id -> pack (stored in the repository)
         self.claimed: set[str] = set()  # ids being stored by this run
-        self.writer = PackWriter(keys)
-        self.upload_q: queue.Queue = queue.Queue(maxsize=1)
+        self.writer = self.new_writer()
+        # packs spooled to the cache folder cost no memory: allow a deeper queue
+        self.upload_q: queue.Queue = queue.Queue(maxsize=4 if spool_dir else 1)
         self.errors: list[BaseException] = []
         self.abort = threading.Event()
         self.warnings: list[str] = []
@@ -270,13 +273,16 @@ class _Engine:
             with self.pack_lock:
                 self.writer.add(cid, record)
                 if self.writer.size >= self.pack_size:
-                    full, self.writer = self.writer, PackWriter(self.keys)
+                    full, self.writer = self.writer, self.new_writer()
             with self.lock:
                 self.bytes_new += len(view)
                 self.chunks_new += 1
             if full is not None:
                 self.enqueue(full)
         pending.clear()
+
+    def new_writer(self) -> PackWriter:
+        return PackWriter(self.keys, spool_dir=self.spool)
 
     def enqueue(self, writer: PackWriter) -> None:
         pack = writer.finish()
@@ -296,23 +302,35 @@ class _Engine:
                 item = self.upload_q.get()
                 if item is None:
                     return
-                if self.abort.is_set():
-                    continue  # drain
                 name, buf, refs = item
-                data = ThrottledReader(io.BytesIO(buf), self.limiter) if self.limiter else buf
-                self.repo.store_pack(name, data, refs)
+                try:
+                    if self.abort.is_set():
+                        continue  # drain
+                    if hasattr(buf, "read"):
+                        size = os.fstat(buf.fileno()).st_size
+                        data = ThrottledReader(buf, self.limiter) if self.limiter else buf
+                    else:
+                        size = len(buf)
+                        data = (
+                            ThrottledReader(io.BytesIO(buf), self.limiter) if self.limiter else buf
+                        )
+                    self.repo.store_pack(name, data, refs)
+                finally:
+                    if hasattr(buf, "close"):
+                        buf.close()
                 with self.lock:
                     for r in refs:
                         self.present[r.id] = name
-                    self.bytes_uploaded += len(buf)
+                    self.bytes_uploaded += size
                     self.packs_uploaded += 1
         except BaseException as exc:
             self.errors.append(exc)
             self.abort.set()
             # keep draining so producers never block forever
             with contextlib.suppress(Exception):
-                while self.upload_q.get(timeout=1) is not None:
-                    pass
+                while (item := self.upload_q.get(timeout=1)) is not None:
+                    if hasattr(item[1], "close"):
+                        item[1].close()
 
 
 def run_backup(
@@ -353,7 +371,15 @@ def run_backup(
         previous_tree = load_file_cache(cache, keys, kind)
     nworkers = workers or min(4, max(2, os.cpu_count() or 2))
     eng = _Engine(
-        repo, keys, chunker_params, pack_size, compression_level, limiter, nworkers, upload_threads
+        repo,
+        keys,
+        chunker_params,
+        pack_size,
+        compression_level,
+        limiter,
+        nworkers,
+        upload_threads,
+        cache,
     )
     root_list = [os.path.abspath(os.fspath(r)) for r in roots]
 
@@ -452,7 +478,7 @@ def run_backup(
                 t.join(PROGRESS_INTERVAL)
                 report("uploading")
         if not eng.abort.is_set() and eng.writer.refs:
-            last_writer, eng.writer = eng.writer, PackWriter(keys)
+            last_writer, eng.writer = eng.writer, eng.new_writer()
             eng.enqueue(last_writer)
     except BaseException as exc:
         eng.abort.set()

@@ -17,8 +17,11 @@ things the server learns.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import struct
+import tempfile
+from typing import BinaryIO
 
 from .crypto import KeyBundle, decrypt_blob, encrypt_blob
 from .repository import ChunkRef
@@ -42,40 +45,71 @@ def new_pack_name() -> str:
 
 
 class PackWriter:
-    """Accumulates records in memory; ``finish`` returns the pack bytes and its index."""
+    """Accumulates records; ``finish`` returns the pack (bytes or a spooled file) and index.
 
-    __slots__ = ("bundle", "name", "_buf", "refs")
+    With ``spool_dir`` the pack is written to an anonymous temporary file in that folder
+    (the agent's cache folder) instead of memory, so in-flight packs cost disk cache, not
+    process memory; ``finish`` then returns the file object positioned at 0 (the caller
+    closes it). Without ``spool_dir`` the pack is a ``bytearray``.
+    """
 
-    def __init__(self, bundle: KeyBundle, name: str | None = None):
+    __slots__ = ("bundle", "name", "_buf", "_file", "_size", "refs")
+
+    def __init__(
+        self, bundle: KeyBundle, name: str | None = None, spool_dir: str | os.PathLike | None = None
+    ):
         self.bundle = bundle
         self.name = name or new_pack_name()
-        self._buf = bytearray()
         self.refs: list[ChunkRef] = []
+        self._size = 0
+        if spool_dir is not None:
+            self._file = tempfile.TemporaryFile(dir=spool_dir, prefix="pack-")  # noqa: SIM115
+            self._buf = None
+        else:
+            self._file = None
+            self._buf = bytearray()
 
     @property
     def size(self) -> int:
-        return len(self._buf)
+        return self._size
 
     def __len__(self) -> int:
         return len(self.refs)
 
+    def _write(self, data: bytes) -> None:
+        if self._file is not None:
+            self._file.write(data)
+        else:
+            self._buf += data
+        self._size += len(data)
+
     def add(self, cid: str, record: bytes) -> ChunkRef:
-        ref = ChunkRef(cid, len(self._buf), len(record))
-        self._buf += record
+        ref = ChunkRef(cid, self._size, len(record))
+        self._write(record)
         self.refs.append(ref)
         return ref
 
-    def finish(self) -> tuple[str, bytearray, list[ChunkRef]]:
+    def finish(self) -> tuple[str, bytearray | BinaryIO, list[ChunkRef]]:
         index = [[r.id, r.offset, r.length] for r in self.refs]
         trailer = encrypt_blob(
             self.bundle,
             json.dumps(index, separators=(",", ":")).encode("ascii"),
             b"pack:" + self.name.encode("ascii"),
         )
-        self._buf += trailer
-        self._buf += struct.pack("<I", len(trailer))
+        self._write(trailer + struct.pack("<I", len(trailer)))
+        if self._file is not None:
+            f, self._file = self._file, None
+            f.flush()
+            f.seek(0)
+            return self.name, f, self.refs
         buf, self._buf = self._buf, bytearray()
         return self.name, buf, self.refs
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._buf = bytearray()
 
 
 def read_pack_trailer(bundle: KeyBundle, name: str, data: bytes) -> list[ChunkRef]:

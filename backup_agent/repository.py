@@ -20,6 +20,7 @@ It is used by the tests, the benchmark and as the offline-seeding staging folder
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -177,6 +178,33 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _copy_stream(src, dst) -> int:
+    """Copy a readable file object into ``dst`` (kernel-side when both are real files)."""
+    written = 0
+    try:
+        sfd, dfd = src.fileno(), dst.fileno()
+        start = src.tell()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        sfd = None
+    if sfd is not None and hasattr(os, "copy_file_range"):
+        dst.flush()
+        try:
+            while True:
+                n = os.copy_file_range(sfd, dfd, 8 * 1024 * 1024)
+                if n == 0:
+                    return written
+                written += n
+        except OSError:
+            # not supported between these filesystems: fall back to a plain copy
+            src.seek(start + written)
+    while True:
+        block = src.read(1024 * 1024)
+        if not block:
+            return written
+        dst.write(block)
+        written += len(block)
+
+
 class LocalRepository:
     """A ``Repository`` in a local directory (see module docstring for the layout)."""
 
@@ -248,12 +276,7 @@ class LocalRepository:
         try:
             with open(tmp, "wb") as f:
                 if hasattr(data, "read"):
-                    while True:
-                        block = data.read(1024 * 1024)
-                        if not block:
-                            break
-                        f.write(block)
-                        written += len(block)
+                    written = _copy_stream(data, f)
                 else:
                     f.write(data)
                     written = len(data)
