@@ -86,7 +86,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.send(json.dumps({"subscribed": kind, "id": pk, "ok": True}))
 
     async def portal_event(self, event):
-        await self.send(json.dumps({"kind": event["kind"], "payload": event["payload"]}))
+        await self.send(event["text"])
 
     async def access_changed(self, event):
         """Roles changed: drop every group the user may no longer see."""

@@ -8,6 +8,7 @@ events in the outbox and the web process relays them within half a second.
 """
 
 import asyncio
+import json
 import logging
 from datetime import timedelta
 
@@ -39,8 +40,17 @@ def _send_now(layer, groups, message):
             log.exception("could not publish %s to %s", message.get("kind"), group)
 
 
+def _message(kind: str, payload: dict, message_type: str = "portal.event") -> dict:
+    # Serialized once here, not once per socket: fan-out to many pages stays cheap.
+    return {
+        "type": message_type,
+        "kind": kind,
+        "text": json.dumps({"kind": kind, "payload": payload}, default=str),
+    }
+
+
 def publish(groups: list[str], kind: str, payload: dict, message_type: str = "portal.event"):
-    message = {"type": message_type, "kind": kind, "payload": payload}
+    message = _message(kind, payload, message_type)
 
     def send():
         layer = get_channel_layer()
@@ -93,11 +103,7 @@ class OutboxRelay:
             try:
                 for row in await self._fetch(last):
                     last = row["id"]
-                    message = {
-                        "type": "portal.event",
-                        "kind": row["kind"],
-                        "payload": row["payload"],
-                    }
+                    message = _message(row["kind"], row["payload"])
                     for group in row["groups"]:
                         await layer.group_send(group, message)
             except Exception:
@@ -156,6 +162,21 @@ def publish_notification(notification):
         "link_label": notification.link_label,
     }
     publish([group_name("user", notification.user_id)], "notification", payload)
+
+
+def publish_alert(alert, user_ids=()):
+    """An alert raised or resolved: to its vault's pages and to the users it concerns."""
+    payload = {
+        "id": str(alert.pk),
+        "vault": str(alert.vault_id) if alert.vault_id else None,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "state": alert.state,
+    }
+    groups = [group_name("user", pk) for pk in user_ids]
+    if alert.vault_id:
+        groups.append(group_name("vault", alert.vault_id))
+    publish(groups, "alert", payload)
 
 
 def access_changed(user_id):
