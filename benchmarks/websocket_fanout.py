@@ -77,23 +77,23 @@ async def open_sockets(url, cookie, vault_id, count):
     return sockets
 
 
+async def _wait_for_event(ws, number, sent_at, received):
+    while True:
+        message = json.loads(await ws.recv())
+        if message.get("kind") == "job" and message["payload"]["bytes_scanned"] == number:
+            received.append(time.perf_counter() - sent_at)
+            return
+
+
 async def measure(sockets, agent, job_id, events):
     latencies = []
-    for n in range(events):
-        received = []
-
-        async def wait_one(ws, sent_at):
-            while True:
-                message = json.loads(await ws.recv())
-                if message.get("kind") == "job" and message["payload"]["bytes_scanned"] == n + 1:
-                    received.append(time.perf_counter() - sent_at)
-                    return
-
+    for number in range(1, events + 1):
         sent_at = time.perf_counter()
-        waiters = [asyncio.create_task(wait_one(ws, sent_at)) for ws in sockets]
-        await asyncio.to_thread(agent.progress, job_id, bytes_scanned=n + 1, bytes_total=events)
+        waiters = [
+            asyncio.create_task(_wait_for_event(ws, number, sent_at, latencies)) for ws in sockets
+        ]
+        await asyncio.to_thread(agent.progress, job_id, bytes_scanned=number, bytes_total=events)
         await asyncio.wait_for(asyncio.gather(*waiters), timeout=30)
-        latencies.extend(received)
     return latencies
 
 
