@@ -838,6 +838,14 @@ def cmd_unlock(args) -> int:
         out(f"The keys of {who} are unlocked on this machine.")
     else:
         path = cdir.save_unlocked(data.get("machine") or args.machine, bundle)
+        # tell the portal (names only) so it offers this machine as a restore target
+        agent = make_agent(args, retries=2)
+        try:
+            agent.portal.patch("config/", {"unlocked_machines": cdir.unlocked_names()})
+        except AgentError as exc:
+            note(f"warning: the portal was not told about it yet ({exc.message}).")
+        finally:
+            agent.close()
         out(
             f"The keys of {who} are unlocked on this machine only ({path}, readable by you only). "
             f"Restore with: backup-agent restore --from-machine {who} --point latest --target DIR"

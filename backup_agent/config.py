@@ -357,6 +357,15 @@ class ConfigDir:
         write_private(path, json.dumps({"machine": machine, "keys": _bundle_to_json(bundle)}))
         return path
 
+    def unlocked_names(self) -> list[str]:
+        """Machines whose keys are unlocked here (reported to the portal, no keys)."""
+        names = []
+        if self.unlocked_dir.is_dir():
+            for path in sorted(self.unlocked_dir.glob("*.json")):
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    names.append(str(json.loads(path.read_text())["machine"]))
+        return names
+
     def load_unlocked(self, machine: str) -> KeyBundle | None:
         try:
             doc = json.loads(self._unlocked_file(machine).read_text())

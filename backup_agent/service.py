@@ -566,7 +566,7 @@ class Agent:
                     "name": e.name,
                     "type": kinds.get(e.type, e.type),
                     "size": e.size,
-                    "mtime": datetime.fromtimestamp(e.mtime_ns / 1e9, UTC).isoformat(),
+                    "mtime": e.mtime_ns / 1e9,  # unix seconds
                     **({"target": e.target} if e.is_symlink else {}),
                 }
                 for e in entries
@@ -712,6 +712,7 @@ class Agent:
                 "agent_version": __version__,
                 "os_name": os_description(),
                 "time_zone": detect_timezone(),
+                "unlocked_machines": self.cdir.unlocked_names(),
             },
         )
 
@@ -1076,7 +1077,7 @@ class Service:
             now = self.clock()
             delay = max(0, int(now - parse_instant(scheduled_for)))
             details = {"scheduled_for": scheduled_for, "attempt": pending.get("attempts", 0) + 1}
-            if delay >= 60:
+            if delay >= 60 or pending.get("attempts"):
                 details["delayed_seconds"] = delay
                 if pending.get("first_failure"):
                     details["delayed_because"] = (

@@ -39,6 +39,7 @@ class FakePortal:
         self.api_faults: dict[str, list[int]] = {}  # path prefix -> statuses
         self.drop_commit_response = False
         self.down = False  # the portal does not answer (connection refused)
+        self.facts: dict = {}  # what the agent reported with PATCH config/
         self.expire_urls_once = False
         self.document = {
             "document_version": 1,
@@ -89,7 +90,7 @@ class FakePortal:
             return self._json(404, {"detail": "Not found."})
         handler = {
             ("GET", "config/"): self.config,
-            ("PATCH", "config/"): lambda b: self._json(204),
+            ("PATCH", "config/"): lambda b: (self.facts.update(b), self._json(204))[1],
             ("POST", "chunks/lookup/"): self.lookup,
             ("POST", "chunks/locate/"): self.locate,
             ("POST", "uploads/"): self.uploads,

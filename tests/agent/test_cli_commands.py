@@ -272,6 +272,7 @@ def test_unlock_other_machine(fake, tmp_path, capsys):
     saved = tmp_path / "config" / "unlocked" / "other.json"
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
     assert ConfigDir(tmp_path / "config").load_unlocked("other") == other
+    assert fake.facts["unlocked_machines"] == ["other"]
     code, _, err = run(capsys, "ls", "latest", "--machine", "nobody")
     assert code == ExitCode.PASSPHRASE and "unlock --machine nobody" in err
 
