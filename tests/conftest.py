@@ -183,3 +183,10 @@ def client_for(client):
 @pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main
+    thread for the rest of the session, which asyncio tests cannot run beside."""
+    browser_fixtures = {"page", "browser", "context"}
+    items.sort(key=lambda item: bool(browser_fixtures & set(getattr(item, "fixturenames", ()))))

@@ -55,7 +55,7 @@ def test_phone_width_and_japanese(portal_server, browser):
     page.goto(portal_server.url + "/account/settings/")
     page.select_option("#id_language", "ja")
     page.select_option("#id_time_zone", "Asia/Tokyo")
-    page.click("button[type=submit]")
+    page.click("form.form button[type=submit]")
     page.goto(portal_server.url + "/resource-groups/")
     expect(page.locator(".blade h1")).to_have_text("リソース グループ")
     expect(page.locator(".leftnav")).to_be_hidden()
