@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from portal.models import Region, Role
+from portal.models import Region, Role, UserPreferences
 
 COMMON_TIME_ZONES = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
 
@@ -22,6 +22,12 @@ class RoleAssignmentForm(forms.Form):
 class PreferencesForm(forms.Form):
     language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES)
     time_zone = forms.ChoiceField(label=_("Time zone"), choices=[(z, z) for z in COMMON_TIME_ZONES])
+    email_alerts = forms.ChoiceField(
+        label=_("Alert e-mails"),
+        choices=UserPreferences._meta.get_field("email_alerts").choices,
+        initial="each",
+        required=False,
+    )
 
 
 class AccessTokenForm(forms.Form):

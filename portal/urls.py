@@ -9,6 +9,7 @@ from agents.api import tenant as tenant_api
 from portal.api import views as api
 from portal.views import resources, shell
 from vaults.api.views import VaultViewSet
+from vaults.api_monitoring import AlertViewSet, VaultWebhookViewSet
 
 router = DefaultRouter()
 router.register("regions", api.RegionViewSet, basename="api-region")
@@ -17,6 +18,12 @@ router.register("resource-groups", api.ResourceGroupViewSet, basename="api-resou
 router.register("role-assignments", api.RoleAssignmentViewSet, basename="api-role-assignment")
 router.register("audit-events", api.AuditEventViewSet, basename="api-audit-event")
 router.register("vaults", VaultViewSet, basename="api-vault")
+router.register("alerts", AlertViewSet, basename="api-alert")
+router.register(
+    r"vaults/(?P<vault_pk>[0-9a-f-]{36})/webhooks",
+    VaultWebhookViewSet,
+    basename="api-vault-webhook",
+)
 router.register("machines", tenant_api.MachineViewSet, basename="api-machine")
 router.register("jobs", tenant_api.JobViewSet, basename="api-job")
 router.register("commands", tenant_api.CommandViewSet, basename="api-command")

@@ -1,6 +1,7 @@
 """Jobs: opened, reported and finished by agents; failed by the watchdog when silent."""
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -10,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from agents.models import AgentCommand, Job, Machine
 from portal import audit
+from vaults import alerts
 
 # An in-progress job whose agent has not reported for this long is failed by the watchdog.
 REPORT_GRACE = timedelta(minutes=10)
@@ -152,6 +154,7 @@ def finish_job(
             error=job.error[:200],
         )
         _events().publish_job(job)
+        transaction.on_commit(partial(alerts.job_finished, job, now), robust=True)
     return job
 
 
@@ -181,4 +184,5 @@ def fail_silent_jobs(now=None) -> int:
                     None, f"job.{job.kind}.timeout", job, tenant=job.tenant, status="failed"
                 )
                 _events().publish_job(job)
+                transaction.on_commit(partial(alerts.job_finished, job, now), robust=True)
     return failed

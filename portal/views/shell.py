@@ -72,7 +72,7 @@ class AllResourcesView(PortalView):
                 "name": g.name,
                 "type": g.resource_type,
                 "url": reverse("resource-group-detail", args=[g.pk]),
-                "location": g.region.name,
+                "location": g.region,
                 "group": "",
                 "subscription": g.subscription.name,
                 "kind": "group",
@@ -83,7 +83,7 @@ class AllResourcesView(PortalView):
                 "name": v.name,
                 "type": v.resource_type,
                 "url": reverse("vault-detail", args=[v.pk]),
-                "location": v.region.name,
+                "location": v.region,
                 "group": v.resource_group.name,
                 "subscription": v.subscription.name,
                 "kind": "vault",
@@ -144,7 +144,13 @@ class PreferencesView(PortalView):
         prefs = self.preferences()
         context.setdefault(
             "form",
-            PreferencesForm(initial={"language": prefs.language, "time_zone": prefs.time_zone}),
+            PreferencesForm(
+                initial={
+                    "language": prefs.language,
+                    "time_zone": prefs.time_zone,
+                    "email_alerts": prefs.email_alerts,
+                }
+            ),
         )
         return context
 
@@ -155,6 +161,7 @@ class PreferencesView(PortalView):
         prefs = self.preferences()
         prefs.language = form.cleaned_data["language"]
         prefs.time_zone = form.cleaned_data["time_zone"]
+        prefs.email_alerts = form.cleaned_data["email_alerts"] or prefs.email_alerts
         prefs.save()
         translation.activate(prefs.language)
         messages.success(request, _("Your settings were saved."))
