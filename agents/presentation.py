@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 ONLINE_WITHIN = timedelta(minutes=5)
 
@@ -33,3 +34,24 @@ def status_icon(state: str) -> str:
         "failed": "fail",
         "in_progress": "progress",
     }.get(state, "info")
+
+
+PHASE_LABELS = {
+    "starting": _("Starting"),
+    "planning": _("Planning"),
+    "scanning": _("Scanning"),
+    "uploading": _("Uploading"),
+    "committing": _("Committing"),
+    "restoring": _("Restoring"),
+    "done": _("Done"),
+    "failed": _("Failed"),
+}
+
+RULE_LABELS = {
+    "daily": _("Daily"),
+    "weekly": _("Weekly"),
+    "monthly": _("Monthly"),
+    "yearly": _("Yearly"),
+    "retain_until": _("Retain until date"),
+    "latest": _("Newest point"),
+}

@@ -1,6 +1,7 @@
 """The admin portal for platform operators: tenants, quotas, members, subscriptions."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from portal.models import (
     AuditEvent,
@@ -12,8 +13,8 @@ from portal.models import (
     Tenant,
 )
 
-admin.site.site_header = "Backup Portal — platform administration"
-admin.site.site_title = "Backup Portal admin"
+admin.site.site_header = _("Backup Portal — platform administration")
+admin.site.site_title = _("Backup Portal admin")
 
 
 class MembershipInline(admin.TabularInline):

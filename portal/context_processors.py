@@ -7,10 +7,13 @@ from portal.tenancy import tenants_for
 
 def live_labels():
     from agents.models import Job
+    from agents.presentation import PHASE_LABELS
 
     return {
         "states": {value: str(label) for value, label in Job.State.choices},
+        "phases": {value: str(label) for value, label in PHASE_LABELS.items()},
         "eta": str(_("ETA")),
+        "seconds": str(_("s")),
     }
 
 

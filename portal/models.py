@@ -22,7 +22,9 @@ class Region(models.Model):
         ordering = ["geography", "name"]
 
     def __str__(self):
-        return self.name
+        from django.utils.translation import gettext
+
+        return gettext(self.name)
 
 
 class Tenant(models.Model):

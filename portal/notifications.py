@@ -1,7 +1,15 @@
 """Notifications for the bell: stored per user, updated in place by key."""
 
+from django.conf import settings
+
 from portal.events import publish_notification
-from portal.models import Notification
+from portal.models import Notification, UserPreferences
+
+
+def language_of(user) -> str:
+    """The language a user reads the portal in, for messages written by the worker."""
+    prefs = UserPreferences.objects.filter(user=user).values_list("language", flat=True).first()
+    return prefs or settings.LANGUAGE_CODE
 
 
 def notify(user, tenant, *, title, body="", level="info", link="", link_label="", key=""):

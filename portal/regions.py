@@ -1,26 +1,31 @@
-"""The region catalogue offered when creating resource groups and vaults."""
+"""The region catalogue offered when creating resource groups and vaults.
+
+Names are stored in English and shown translated (they are in the message catalogue).
+"""
+
+from django.utils.translation import gettext_noop as _
 
 REGIONS = [
-    ("eastus", "East US", "United States"),
+    ("eastus", _("East US"), _("United States")),
     ("westus2", "West US 2", "United States"),
-    ("centralus", "Central US", "United States"),
-    ("canadacentral", "Canada Central", "Canada"),
-    ("brazilsouth", "Brazil South", "Brazil"),
-    ("northeurope", "North Europe", "Europe"),
-    ("westeurope", "West Europe", "Europe"),
-    ("germanywestcentral", "Germany West Central", "Germany"),
-    ("uksouth", "UK South", "United Kingdom"),
-    ("francecentral", "France Central", "France"),
-    ("switzerlandnorth", "Switzerland North", "Switzerland"),
-    ("japaneast", "Japan East", "Japan"),
-    ("japanwest", "Japan West", "Japan"),
-    ("koreacentral", "Korea Central", "Korea"),
-    ("southeastasia", "Southeast Asia", "Asia Pacific"),
-    ("eastasia", "East Asia", "Asia Pacific"),
-    ("australiaeast", "Australia East", "Australia"),
-    ("centralindia", "Central India", "India"),
-    ("southafricanorth", "South Africa North", "Africa"),
-    ("uaenorth", "UAE North", "Middle East"),
+    ("centralus", _("Central US"), _("United States")),
+    ("canadacentral", _("Canada Central"), _("Canada")),
+    ("brazilsouth", _("Brazil South"), _("Brazil")),
+    ("northeurope", _("North Europe"), _("Europe")),
+    ("westeurope", _("West Europe"), _("Europe")),
+    ("germanywestcentral", _("Germany West Central"), _("Germany")),
+    ("uksouth", _("UK South"), _("United Kingdom")),
+    ("francecentral", _("France Central"), _("France")),
+    ("switzerlandnorth", _("Switzerland North"), _("Switzerland")),
+    ("japaneast", _("Japan East"), _("Japan")),
+    ("japanwest", _("Japan West"), _("Japan")),
+    ("koreacentral", _("Korea Central"), _("Korea")),
+    ("southeastasia", _("Southeast Asia"), _("Asia Pacific")),
+    ("eastasia", _("East Asia"), _("Asia Pacific")),
+    ("australiaeast", _("Australia East"), _("Australia")),
+    ("centralindia", _("Central India"), _("India")),
+    ("southafricanorth", _("South Africa North"), _("Africa")),
+    ("uaenorth", _("UAE North"), _("Middle East")),
 ]
 
 

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from portal import audit, events, tokens
 from portal.access import Action, can, forget_grants
@@ -161,7 +162,7 @@ def revoke_access_token(request, token):
 class _TokenResource:
     """Presents a token to the audit log as a tenant-level resource."""
 
-    resource_type = "Access token"
+    resource_type = gettext_lazy("Personal access token")
 
     def __init__(self, token):
         self.tenant = token.tenant

@@ -207,15 +207,16 @@ class RecoveryPoint(models.Model):
     purge_after = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = LivePointManager()
-    all_points = models.Manager()
-
     scope_fields = ScopeFields(
         subscription="vault__subscription", resource_group="vault__resource_group", vault="vault"
     )
     resource_type = _("Recovery point")
 
+    all_points = models.Manager()
+    objects = LivePointManager()
+
     class Meta:
+        default_manager_name = "objects"
         ordering = ["-taken_at"]
         indexes = [models.Index(fields=["machine", "-taken_at"])]
 

@@ -10,13 +10,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from portal import audit, tokens
 from portal.access import Action
 from portal.events import publish_vault
-from portal.notifications import notify
+from portal.notifications import language_of, notify
 from portal.services import create_resource_group, require
 from portal.tasks import enqueue
 from vaults.models import Immutability, SecurityPin, Vault, VaultCredential, VaultState
@@ -109,6 +109,13 @@ def create_vault(
 
 
 def _notify_deployment(vault, user):
+    if user is None:
+        return
+    with translation.override(language_of(user)):
+        _notify_deployment_in_language(vault, user)
+
+
+def _notify_deployment_in_language(vault, user):
     link = reverse("vault-detail", args=[vault.pk])
     messages = {
         VaultState.DEPLOYING: (

@@ -2,6 +2,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from django.views.generic import TemplateView
 
 from portal.access import Action, can, scoped
@@ -18,7 +19,7 @@ class PortalView(LoginRequiredMixin, TemplateView):
 
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated and request.tenant is None:
-            raise Http404("You are not a member of any directory.")
+            raise Http404(_("You are not a member of any directory."))
         return super().dispatch(request, *args, **kwargs)
 
     def scoped(self, queryset, action=Action.READ):

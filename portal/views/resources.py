@@ -178,7 +178,7 @@ class ResourceGroupBlade(ResourceBladeView):
         context["essentials"] = [
             (_("Subscription"), group.subscription.name),
             (_("Subscription ID"), group.subscription_id),
-            (_("Location"), group.region.name),
+            (_("Location"), group.region),
             (_("Created"), group.created_at),
         ]
         from vaults.models import Vault

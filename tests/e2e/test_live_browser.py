@@ -51,6 +51,7 @@ def test_deployment_and_job_progress_arrive_without_reload(portal_server, page):
         "style", re.compile(r"width: 25%"), timeout=2000
     )
     expect(row).to_contain_text("ETA 12 s")
+    expect(row).to_contain_text("Uploading")
     screenshot(page, "live-job-progress")
     agent.progress(job_id, bytes_scanned=900)
     expect(row.locator(".progress-bar")).to_have_attribute(

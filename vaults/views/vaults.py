@@ -11,8 +11,9 @@ from portal.access import Action
 from portal.views.base import PortalView, ResourceBladeView, deny_unless
 from portal.views.resources import HOME, AccessControlMixin, ActivityLogMixin, crumb
 from vaults import services
+from vaults.alerts import active_counts
 from vaults.forms import RedundancyForm, SecurityForm
-from vaults.models import Vault
+from vaults.models import Alert, Vault
 
 
 class VaultListView(PortalView):
@@ -130,6 +131,7 @@ class VaultOverviewView(VaultBlade):
             (_("Vault ID"), vault.pk),
         ]
         context["deletion_blockers"] = services.deletion_blockers(vault)
+        context["alert_counts"] = active_counts(self.scoped(Alert.objects.filter(vault=vault)))
         return context
 
     def post(self, request, *args, **kwargs):
@@ -255,16 +257,3 @@ class VaultEmptyStateView(VaultBlade):
 
 def empty_state(entry, title, message):
     return VaultEmptyStateView.as_view(menu_entry=entry, menu_title=title, empty_message=message)
-
-
-class BackupCenterView(PortalView):
-    template_name = "vaults/backup_center.html"
-    title = gettext_lazy("Backup center")
-
-    def get_breadcrumbs(self):
-        return [HOME, crumb(self.title)]
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["vault_count"] = self.scoped(Vault.objects.all()).count()
-        return context

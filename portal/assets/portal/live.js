@@ -40,10 +40,10 @@
 
   function progressText(job) {
     if (job.state !== "in_progress") return bytes(job.bytes_scanned);
-    const parts = [job.phase];
+    const parts = [(labels.phases || {})[job.phase] || job.phase];
     if (job.percent !== null && job.percent !== undefined) parts.push(job.percent + "%");
     if (job.rate_bps) parts.push(bytes(job.rate_bps) + "/s");
-    if (job.eta_seconds) parts.push((labels.eta || "ETA") + " " + job.eta_seconds + " s");
+    if (job.eta_seconds) parts.push(labels.eta + " " + job.eta_seconds + " " + labels.seconds);
     return parts.join(" · ");
   }
 
@@ -63,10 +63,10 @@
     }
     const text = row.querySelector("[data-field=progress-text]");
     if (text) text.textContent = progressText(job);
-    for (const field of ["phase", "files_done"]) {
-      const el = row.querySelector("[data-field=" + field + "]");
-      if (el) el.textContent = job[field];
-    }
+    const phase = row.querySelector("[data-field=phase]");
+    if (phase) phase.textContent = (labels.phases || {})[job.phase] || job.phase;
+    const files = row.querySelector("[data-field=files_done]");
+    if (files) files.textContent = job.files_done.toLocaleString();
     for (const field of ["bytes_scanned", "bytes_uploaded"]) {
       const el = row.querySelector("[data-field=" + field + "]");
       if (el) el.textContent = bytes(job[field]);
