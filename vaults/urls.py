@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from agents import portal_views as agent_views
 from agents import restore_views
 from policies.views import PolicyListView
-from vaults.views import create, vaults
+from vaults.views import create, monitoring, vaults
 
 urlpatterns = [
     path("vaults/", vaults.VaultListView.as_view(), name="vault-list"),
@@ -42,15 +42,7 @@ urlpatterns = [
         agent_views.ProtectedServersView.as_view(),
         name="vault-infrastructure",
     ),
-    path(
-        "vaults/<uuid:pk>/alerts/",
-        vaults.empty_state(
-            "alerts",
-            _("Backup alerts"),
-            _("No alerts. Alerts appear here when a backup fails or is missed."),
-        ),
-        name="vault-alerts",
-    ),
+    path("vaults/<uuid:pk>/alerts/", monitoring.VaultAlertsView.as_view(), name="vault-alerts"),
     path("vaults/<uuid:pk>/jobs/", agent_views.BackupJobsView.as_view(), name="vault-jobs"),
     path(
         "vaults/<uuid:pk>/usage/",
@@ -69,6 +61,6 @@ urlpatterns = [
         name="command-browse",
     ),
     path("jobs/<uuid:pk>/", agent_views.JobDetailView.as_view(), name="job-detail"),
-    path("backup-center/", vaults.BackupCenterView.as_view(), name="backup-center"),
+    path("backup-center/", monitoring.BackupCenterView.as_view(), name="backup-center"),
     path("blob/", ("vaults.views.blob", None, None)),  # = include(): signed local blob URLs
 ]
