@@ -400,7 +400,8 @@ def assign_policy(request, machine, policy):
         return machine
     with transaction.atomic():
         machine.policy = policy
-        _bump_settings(machine, policy=policy)
+        machine.next_backup_at = None  # the missed-backup watchdog starts from the new schedule
+        _bump_settings(machine, policy=policy, next_backup_at=None)
         audit.record(
             request,
             "machine.policy.assign" if policy else "machine.policy.remove",

@@ -378,9 +378,11 @@ def test_assignment_stays_inside_the_vault_and_bumps_settings(personas, vault, o
     ]
     machine.refresh_from_db()
     assert machine.policy is None and machine.settings_version == 1
+    Machine.objects.filter(pk=machine.pk).update(next_backup_at="2026-01-01T00:00:00Z")
     services.assign_policy(owner, machine, policy)
     machine.refresh_from_db()
     assert machine.policy == policy and machine.settings_version == 2
+    assert machine.next_backup_at is None  # the watchdog recomputes it from the new schedule
     services.assign_policy(owner, machine, policy)  # no change: nothing to tell the agent
     machine.refresh_from_db()
     assert machine.settings_version == 2

@@ -631,3 +631,15 @@ def test_openapi_documents_the_policy_endpoints(owner):
     components = schema["components"]["schemas"]
     assert "frequency" in components["ScheduleSchema"]["properties"]
     assert "yearly" in components["RetentionSchema"]["properties"]
+
+
+def test_api_list_costs_the_same_for_many_policies(
+    personas, vault, owner, django_assert_max_num_queries
+):
+    for n in range(8):
+        policy = create_policy(personas, vault, name=f"p{n}")
+        make_machine(vault, f"m{n}", policy=policy)
+    with django_assert_max_num_queries(8):
+        body = owner.get(f"/api/v1/policies/?vault={vault.pk}").json()
+    assert [p["machine_count"] for p in body["results"]] == [1] * 8
+    assert body["results"][0]["machines"][0]["name"] == "m0"
