@@ -643,3 +643,28 @@ def test_api_list_costs_the_same_for_many_policies(
         body = owner.get(f"/api/v1/policies/?vault={vault.pk}").json()
     assert [p["machine_count"] for p in body["results"]] == [1] * 8
     assert body["results"][0]["machines"][0]["name"] == "m0"
+
+
+def test_pages_render_in_japanese_and_in_the_users_time_zone(personas, vault, owner):
+    from portal.models import UserPreferences
+
+    UserPreferences.objects.create(user=personas.owner, language="ja", time_zone="Asia/Tokyo")
+    policy = create_policy(personas, vault, name="Nightly")
+    machine = make_machine(vault, "host1", policy=policy, time_zone="Europe/Berlin")
+    for url in (
+        reverse("vault-policies", args=[vault.pk]),
+        reverse("vault-policy-create", args=[vault.pk]),
+        reverse("policy-detail", args=[policy.pk]),
+        reverse("policy-modify", args=[policy.pk]),
+        reverse("machine-throttling", args=[machine.pk]),
+    ):
+        page = owner.get(url)
+        assert page.status_code == 200, url
+        assert '<html lang="ja">' in page.content.decode()
+    review = owner.post(
+        reverse("vault-policy-create", args=[vault.pk]),
+        {**WIZARD, "time_zone": "", "step": "review"},
+    )
+    assert "Asia/Tokyo" in review.content.decode()
+    detail = owner.get(reverse("policy-detail", args=[policy.pk])).content.decode()
+    assert "Europe/Berlin" in detail  # the server's next run, in the server's own zone
