@@ -299,6 +299,9 @@ class BackupCenterView(PortalView):
             )
             .order_by("-storage_bytes", "name")[: self.vault_rows]
         )
+        largest = max((v.storage_bytes for v in vault_table), default=0)
+        for vault in vault_table:
+            vault.storage_share = round(100 * vault.storage_bytes / largest, 1) if largest else 0
         quota = self.tenant.max_storage_bytes
         directory_used = (
             Vault.objects.filter(tenant=self.tenant).aggregate(s=Sum("storage_bytes"))["s"] or 0
