@@ -143,6 +143,7 @@ class MachineBlade(ResourceBladeView):
                 "items": [
                     ("overview", _("Overview"), reverse("machine-detail", args=[pk])),
                     ("recover", _("Recover data"), reverse("machine-recover", args=[pk])),
+                    ("throttling", _("Throttling"), reverse("machine-throttling", args=[pk])),
                 ],
             }
         ]

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from policies.models import BackupPolicy
 from policies.retention import LAST, WEEKS_OF_MONTH
 from policies.schedule import DISPLAY_WEEK_ORDER, MAX_TIMES_PER_DAY
+from policies.services import KBPS_PER_MBPS
 
 WEEKDAY_CHOICES = [(str(day), WEEKDAYS[day]) for day in DISPLAY_WEEK_ORDER]
 MONTH_CHOICES = [(str(month), MONTHS[month]) for month in range(1, 13)]
@@ -292,11 +293,11 @@ UNIT_CHOICES = [("kbps", _("Kbps")), ("mbps", _("Mbps"))]
 
 
 def split_kbps(kbps):
-    """1,048,576 Kbps -> (1024, "mbps"); 512 -> (512, "kbps")."""
+    """1,023,000 Kbps -> (1023, "mbps"); 512 -> (512, "kbps")."""
     if kbps is None:
         return None, "mbps"
-    if kbps >= 1024 and kbps % 1024 == 0:
-        return kbps // 1024, "mbps"
+    if kbps >= KBPS_PER_MBPS and kbps % KBPS_PER_MBPS == 0:
+        return kbps // KBPS_PER_MBPS, "mbps"
     return kbps, "kbps"
 
 
@@ -340,7 +341,7 @@ class ThrottlingForm(forms.Form):
         value = self.cleaned_data[f"{prefix}_value"]
         if value is None:
             return None
-        return value * 1024 if self.cleaned_data[f"{prefix}_unit"] == "mbps" else value
+        return value * KBPS_PER_MBPS if self.cleaned_data[f"{prefix}_unit"] == "mbps" else value
 
     def throttling_fields(self) -> dict:
         data = self.cleaned_data

@@ -33,7 +33,9 @@ MAX_ITEMS = 100
 MAX_EXCLUSIONS = 100
 MAX_PATH = 1024
 MIN_KBPS = 512  # 512 Kbps
-MAX_KBPS = 1023 * 1024  # 1,023 Mbps
+# Network rates are decimal, as the agent counts them: 1 Mbps = 1,000 Kbps.
+KBPS_PER_MBPS = 1000
+MAX_KBPS = 1023 * KBPS_PER_MBPS  # 1,023 Mbps
 SCHEDULE_FIELDS = ("frequency", "times", "weekdays", "every_weeks", "anchor")
 POLICY_FIELDS = (
     "name",
@@ -413,8 +415,8 @@ def assign_policy(request, machine, policy):
 
 
 def format_kbps(kbps: int) -> str:
-    if kbps >= 1024 and kbps % 1024 == 0:
-        return _("%(value)s Mbps") % {"value": f"{kbps // 1024:,}"}
+    if kbps >= KBPS_PER_MBPS and kbps % KBPS_PER_MBPS == 0:
+        return _("%(value)s Mbps") % {"value": f"{kbps // KBPS_PER_MBPS:,}"}
     return _("%(value)s Kbps") % {"value": f"{kbps:,}"}
 
 

@@ -414,13 +414,13 @@ THROTTLE = {
             "(the range is 512 Kbps to 1,023 Mbps).",
         ),
         (
-            {"off_hours_kbps": 1_047_553},
+            {"off_hours_kbps": 1_023_001},
             "off_hours_kbps",
-            "The bandwidth outside work hours is 1,047,553 Kbps; lower it to at most 1,023 Mbps "
+            "The bandwidth outside work hours is 1,023,001 Kbps; lower it to at most 1,023 Mbps "
             "(the range is 512 Kbps to 1,023 Mbps).",
         ),
         (
-            {"off_hours_kbps": 1024 * 1024},
+            {"off_hours_kbps": 1024 * 1000},
             "off_hours_kbps",
             "The bandwidth outside work hours is 1,024 Mbps; lower it to at most 1,023 Mbps "
             "(the range is 512 Kbps to 1,023 Mbps).",
@@ -460,11 +460,11 @@ def test_throttling_range_checks(vault, owner, overrides, field, message):
 def test_throttling_limits_are_accepted_and_audited(vault, owner):
     machine = make_machine(vault, "host1")
     services.set_throttling(
-        owner, machine, **{**THROTTLE, "work_hours_kbps": 512, "off_hours_kbps": 1_047_552}
+        owner, machine, **{**THROTTLE, "work_hours_kbps": 512, "off_hours_kbps": 1_023_000}
     )
     machine.refresh_from_db()
     assert machine.throttle_enabled and machine.work_hours_kbps == 512
-    assert machine.off_hours_kbps == 1_047_552 and machine.settings_version == 2
+    assert machine.off_hours_kbps == 1_023_000 and machine.settings_version == 2
     assert machine.work_start.isoformat() == "09:00:00" and machine.work_days == [0, 1, 2, 3, 4]
     event = AuditEvent.objects.get(action="machine.throttling.update")
     assert event.actor_label == "owner@contoso.example" and event.details["work_start"] == "09:00"

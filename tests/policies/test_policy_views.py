@@ -367,8 +367,8 @@ def test_throttling_page_checks_ranges_and_saves(personas, vault, client_for):
     )
     assert saved.status_code == 302
     machine.refresh_from_db()
-    assert machine.throttle_enabled and machine.work_hours_kbps == 2048
-    assert machine.off_hours_kbps == 1_047_552 and machine.settings_version == 2
+    assert machine.throttle_enabled and machine.work_hours_kbps == 2000
+    assert machine.off_hours_kbps == 1_023_000 and machine.settings_version == 2
     page = operator.get(url).content.decode()
     assert 'name="work_hours_value" id="id_work_hours_value" class="num" value="2"' in page
 
@@ -579,18 +579,18 @@ def test_api_throttling(personas, vault, client_for):
             "(the range is 512 Kbps to 1,023 Mbps)."
         ],
         "off_hours_kbps": [
-            "The bandwidth outside work hours is 2,000,000 Kbps; lower it to at most 1,023 Mbps "
+            "The bandwidth outside work hours is 2,000 Mbps; lower it to at most 1,023 Mbps "
             "(the range is 512 Kbps to 1,023 Mbps)."
         ],
     }
     saved = post_json(
-        operator, url, {**settings, "work_hours_kbps": 512, "off_hours_kbps": 1_047_552}, "put"
+        operator, url, {**settings, "work_hours_kbps": 512, "off_hours_kbps": 1_023_000}, "put"
     )
     assert saved.status_code == 200
     assert saved.json() == {
         **settings,
         "work_hours_kbps": 512,
-        "off_hours_kbps": 1_047_552,
+        "off_hours_kbps": 1_023_000,
         "settings_version": 2,
     }
     assert AuditEvent.objects.filter(action="machine.throttling.update").count() == 1
