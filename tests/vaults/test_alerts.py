@@ -389,8 +389,10 @@ def test_operators_resolve_alerts_by_hand_readers_cannot(personas, client_for, v
         client_for(personas.reader).post(url, {"action": "resolve", "alert": alert.pk}).status_code
         == 403
     )
-    response = client_for(personas.operator).post(url, {"action": "resolve", "alert": alert.pk})
-    assert response.status_code == 302
+    response = client_for(personas.operator).post(
+        url, {"action": "resolve", "alert": alert.pk, "next": "https://evil.example/"}
+    )
+    assert response.status_code == 302 and response["Location"] == url
     alert.refresh_from_db()
     assert (alert.state, alert.resolution, alert.resolved_by) == (
         "resolved",

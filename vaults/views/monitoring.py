@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -105,7 +106,9 @@ class VaultAlertsView(VaultBlade):
             if action == "resolve":
                 deny_unless(self.can(vault, Action.OPERATE))
                 _resolve_posted_alert(request, self.alerts())
-                return redirect(request.POST.get("next") or back)
+                target = request.POST.get("next", "")
+                safe = url_has_allowed_host_and_scheme(target, allowed_hosts=None)
+                return redirect(target if target.startswith("/") and safe else back)
             back += "?tab=webhooks"
             if action == "webhook-add":
                 deny_unless(self.can(vault, Action.WRITE))
