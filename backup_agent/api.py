@@ -224,6 +224,13 @@ class PortalClient:
                 hint = _retry_after(response)
                 if status == 429:
                     last = "HTTP 429 (too many requests)"
+                    if hint is not None and hint > self.retry.max_backoff:
+                        raise PortalRefused(
+                            "The portal is limiting requests from this machine"
+                            + (f": {_detail(response)}" if _detail(response) else "")
+                            + f" Try again in {_minutes(hint)}.",
+                            status,
+                        )
             if attempt < tries:
                 wait = self.retry.delay(attempt, hint)
                 log.warning("%s %s failed (%s); retrying in %.1f s", method, path, last, wait)
@@ -282,6 +289,19 @@ class PortalClient:
     def clock_skew(self) -> float | None:
         """Seconds this machine's clock is ahead of the portal's (from the last answer)."""
         return clock_skew(self)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return flatten_errors(response.json())
+    except ValueError:
+        return ""
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{int(seconds)} seconds"
+    return f"{round(seconds / 60)} minutes"
 
 
 def _note_date(holder, response: httpx.Response) -> None:

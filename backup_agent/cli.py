@@ -398,6 +398,8 @@ def cmd_register(args) -> int:
     except PortalUnreachable:
         raise
     except PortalRefused as exc:
+        if exc.status == 429:
+            raise
         raise CredentialsRefused(f"The portal refused the registration: {exc.message}") from exc
     cfg = AgentConfig(
         portal_url=cred["portal_url"].rstrip("/"),

@@ -785,6 +785,7 @@ class Service:
         self.jobs: list[threading.Thread] = []
         self.backup_running = threading.Event()
         self._state_lock = threading.Lock()
+        self._missed_lock = threading.Lock()
         self.state = self.cdir.load_state()
 
     # ------------------------------------------------------------------ state
@@ -1084,6 +1085,8 @@ class Service:
                         f"the portal could not be reached from {pending['first_failure']}"
                     )
             document = self.document
+            if self.state.get("missed"):
+                self._report_missed()  # first tell the portal what was missed, if it answers
             try:
                 outcome = self.agent.backup(
                     trigger="scheduled", document=document, details=details, cancel=self.stop
@@ -1133,6 +1136,16 @@ class Service:
         self._save_state()
 
     def _report_missed(self) -> None:
+        if not self.state.get("missed"):
+            return
+        if not self._missed_lock.acquire(blocking=False):
+            return  # another thread is reporting them right now
+        try:
+            self._report_missed_locked()
+        finally:
+            self._missed_lock.release()
+
+    def _report_missed_locked(self) -> None:
         missed = list(self.state.get("missed") or [])
         if not missed:
             return

@@ -321,3 +321,18 @@ def test_store_pack_streams_a_spooled_file(repo, fake, keys, tmp_path):
         fake.blob_put_faults = [503]  # the retry must send the whole file again
         repo.store_pack(name, spooled, refs)
     assert fake.blobs[f"packs/{name}"] == bytes(buf)
+
+
+def test_a_long_rate_limit_is_reported_not_waited_for(clock):
+    def handler(request):
+        return httpx.Response(
+            429,
+            json={"detail": "Request was throttled. Expected available in 1800 seconds."},
+            headers={"Retry-After": "1800"},
+        )
+
+    client = PortalClient(PORTAL, "t", transport=mock(handler), sleep=clock.sleep)
+    with pytest.raises(PortalRefused) as info:
+        client.post("register/", {}, idempotent=False)
+    assert "limiting requests" in info.value.message and "30 minutes" in info.value.message
+    assert clock.slept == []

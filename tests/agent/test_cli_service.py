@@ -305,3 +305,15 @@ def test_limiter_from_document():
     assert lim.schedule.rate_at(datetime(2026, 1, 4, 12, 0)) == 100_000_000
     bad = {"throttling": {"enabled": True, "work_hours_kbps": 1}}
     assert limiter_from_document(bad) is None
+
+
+def test_missed_runs_are_reported_once_even_from_two_threads(agent, fake):
+    service = Service(agent, long_poll=False)
+    service.state["missed"] = [{"scheduled_for": iso(time.time() - 60), "error": "did not run"}]
+    threads = [threading.Thread(target=service._report_missed) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len([j for j in fake.jobs.values() if j["details"].get("missed")]) == 1
+    assert service.state["missed"] == []
