@@ -20,6 +20,7 @@ import io
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -117,10 +118,12 @@ def load_file_cache(cache_dir: Path, keys: KeyBundle, kind: str = "files") -> Tr
         return None
 
 
-def save_file_cache(cache_dir: Path, keys: KeyBundle, tree: Tree, kind: str = "files") -> None:
+def save_file_cache(
+    cache_dir: Path, keys: KeyBundle, tree: Tree, kind: str = "files", packed: bytes | None = None
+) -> None:
     path = Path(cache_dir) / _CACHE_NAME.format(kind=kind)
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(tree.to_blob(keys, "filecache"))
+    tmp.write_bytes(tree.to_blob(keys, "filecache", packed))
     os.replace(tmp, path)
 
 
@@ -379,7 +382,7 @@ def run_backup(
         limiter,
         nworkers,
         upload_threads,
-        cache,
+        cache if cache is not None else Path(tempfile.gettempdir()),
     )
     root_list = [os.path.abspath(os.fspath(r)) for r in roots]
 
@@ -516,7 +519,8 @@ def run_backup(
             raise BackupError(f"{len(missing)} chunk(s) are not in the repository; not committing")
     packs = sorted({eng.present[cid] for cid in all_ids})
     mname = new_manifest_name()
-    blob = tree.to_blob(keys, mname)
+    packed = tree.pack()
+    blob = tree.to_blob(keys, mname, packed)
     repo.put_blob("manifest", mname, blob)
     st = tree.stats
     point = PointRecord(
@@ -535,7 +539,7 @@ def run_backup(
     point_id = repo.commit_point(point)
     if cache is not None:
         with contextlib.suppress(OSError):
-            save_file_cache(cache, keys, tree, kind)
+            save_file_cache(cache, keys, tree, kind, packed)
     duration = time.monotonic() - t0
     report("done")
     stats = {

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import threading
@@ -113,11 +114,25 @@ def _copy_name(dest: Path) -> Path:
     raise RestoreError(f"no free name for a copy of {dest}")
 
 
+_RUN_ID = secrets.token_hex(4)
+_tmp_counter = itertools.count()
+
+
 def _tmp_name(dest: Path) -> Path:
-    return dest.with_name(f".bprestore-{secrets.token_hex(8)}.tmp")
+    # unique per process and call; no syscall (this runs once per restored file)
+    return dest.with_name(f".bprestore-{_RUN_ID}-{next(_tmp_counter)}.tmp")
 
 
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _apply_meta_fd(fd: int, e: Entry) -> None:
+    """Owner, mode and mtime through the open descriptor (no path lookups)."""
+    if _IS_ROOT:
+        with contextlib.suppress(OSError):
+            os.fchown(fd, e.uid, e.gid)
+    os.fchmod(fd, e.mode)
+    os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
 
 
 def _apply_meta(path: Path | str, e: Entry, *, symlink: bool = False) -> None:
@@ -136,7 +151,7 @@ def _is_zero(data: bytes) -> bool:
 
 
 class _FileState:
-    __slots__ = ("entry", "dest", "tmp", "fd", "remaining", "failed", "lock")
+    __slots__ = ("entry", "dest", "tmp", "fd", "remaining", "failed", "lock", "holes")
 
     def __init__(self, entry: Entry, dest: Path):
         self.entry = entry
@@ -145,6 +160,7 @@ class _FileState:
         self.fd: int | None = None
         self.remaining = len(entry.chunks)
         self.failed = False
+        self.holes = False  # skipped writing an all-zero chunk: size via ftruncate
         self.lock = threading.Lock()
 
 
@@ -205,20 +221,29 @@ def run_restore(
     dirs: list[tuple[Path, Entry]] = []
     files: list[_FileState] = []
     links: list[tuple[Path, Entry]] = []
+    fresh: set[str] = set()  # folders created by this restore: nothing can conflict inside
     for e in entries:
         dest = target / _safe_rel(e.path)
+        parent = e.parent
         if e.is_dir:
             try:
-                if os.path.lexists(dest) and not dest.is_dir():
+                if parent in fresh:
+                    dest.mkdir()
+                    fresh.add(e.path)
+                elif not os.path.lexists(dest):
+                    dest.mkdir(parents=True)
+                    fresh.add(e.path)
+                elif not dest.is_dir():
                     if on_conflict != "overwrite":
                         raise FileExistsError("a file is in the way")
                     dest.unlink()
-                dest.mkdir(parents=True, exist_ok=True)
+                    dest.mkdir()
+                    fresh.add(e.path)
                 dirs.append((dest, e))
             except OSError as exc:
                 fail(e.path, f"cannot create folder: {exc.strerror or exc}")
             continue
-        if os.path.lexists(dest):
+        if parent not in fresh and os.path.lexists(dest):
             if on_conflict == "skip":
                 result.skipped.append(e.path)
                 continue
@@ -265,9 +290,11 @@ def run_restore(
             if fs.fd is None:  # empty file
                 fs.tmp = _tmp_name(fs.dest)
                 fs.fd = os.open(fs.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if fs.holes:
+                os.ftruncate(fs.fd, fs.entry.size)
+            _apply_meta_fd(fs.fd, fs.entry)
             os.close(fs.fd)
             fs.fd = None
-            _apply_meta(fs.tmp, fs.entry)
             os.replace(fs.tmp, fs.dest)
             fs.tmp = None
             with plock:
@@ -335,8 +362,9 @@ def run_restore(
                     if fs.fd is None:
                         fs.tmp = _tmp_name(fs.dest)
                         fs.fd = os.open(fs.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                        os.ftruncate(fs.fd, fs.entry.size)
-                    if not zero:
+                    if zero:
+                        fs.holes = True
+                    else:
                         view = memoryview(data)
                         pos = 0
                         while pos < len(view):

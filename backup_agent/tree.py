@@ -233,9 +233,12 @@ class Tree:
         tree._children = None
         return tree
 
-    def to_blob(self, keys: KeyBundle, name: str) -> bytes:
-        raw = self.serialize()
-        comp = zstandard.ZstdCompressor(level=6).compress(raw)
+    def pack(self) -> bytes:
+        """Serialized and zstd-compressed (reuse it for several ``to_blob`` calls)."""
+        return zstandard.ZstdCompressor(level=3).compress(self.serialize())
+
+    def to_blob(self, keys: KeyBundle, name: str, packed: bytes | None = None) -> bytes:
+        comp = packed if packed is not None else self.pack()
         return encrypt_blob(keys, comp, b"manifest:" + name.encode("ascii"))
 
     @classmethod
