@@ -5,7 +5,7 @@ fails here until it is added to OBJECTS, and then it is checked like the rest.
 """
 
 import pytest
-from django.urls import get_resolver, reverse
+from django.urls import NoReverseMatch, get_resolver, reverse
 
 from agents.models import AgentCommand, Job, Machine
 from vaults.models import Vault
@@ -21,7 +21,13 @@ OBJECTS = {
     "job-": "job",
     "policy-": "policy",
     "command-": "command",
+    "alert-": "alert",
+    "vault-webhook-": "webhook",
+    "audit-event-": "audit_event",
+    "role-assignment-": "role_assignment",
 }
+# Not tenant data: the region catalogue is the same for everyone.
+SHARED_ROUTES = {"api-region-detail"}
 
 
 def resource_routes(api: bool = False):
@@ -30,8 +36,9 @@ def resource_routes(api: bool = False):
     for name in list(reverse_dict):
         if not isinstance(name, str) or name.startswith("api-") != api:
             continue
-        for _possibility, _pattern, _defaults, converters in reverse_dict.getlist(name):
-            if type(converters.get("pk")).__name__ == "UUIDConverter":
+        for _possibility, pattern, _defaults, converters in reverse_dict.getlist(name):
+            # HTML routes use the uuid converter; DRF's router writes regex groups.
+            if type(converters.get("pk")).__name__ == "UUIDConverter" or "(?P<pk>" in pattern:
                 routes.add(name)
     return sorted(routes)
 
@@ -69,7 +76,32 @@ def tenant_a_objects(personas):
     command = AgentCommand.objects.create(
         machine=machine, kind="browse", payload={"path": ""}, expires_at=job.started_at
     )
+    from vaults.models import Alert, VaultWebhook
+
+    alert = Alert.objects.create(
+        tenant=personas.tenant_a,
+        vault=vault,
+        machine=machine,
+        kind="backup_failed",
+        severity="critical",
+        key=f"backup_failed:{machine.pk}",
+        subject_id=str(machine.pk),
+        raised_at=job.started_at,
+        last_occurred_at=job.started_at,
+    )
+    webhook = VaultWebhook.objects.create(
+        tenant=personas.tenant_a, vault=vault, url="https://hooks.example/x", secret="s"
+    )
+    from portal import audit
+
+    event = audit.record(None, "vault.create", vault, actor=personas.owner)
+    from portal.models import RoleAssignment
+
     return {
+        "role_assignment": RoleAssignment.objects.filter(subscription=personas.sub_a).first(),
+        "audit_event": event,
+        "alert": alert,
+        "webhook": webhook,
         "command": command,
         "subscription": personas.sub_a,
         "group": personas.rg_a,
@@ -80,8 +112,15 @@ def tenant_a_objects(personas):
     }
 
 
+def url_for(name, obj):
+    try:
+        return reverse(name, kwargs={"pk": obj.pk})
+    except NoReverseMatch:  # nested under its vault
+        return reverse(name, kwargs={"pk": obj.pk, "vault_pk": obj.vault_id})
+
+
 def object_for(name, objects):
-    for prefix, key in OBJECTS.items():
+    for prefix, key in sorted(OBJECTS.items(), key=lambda item: -len(item[0])):
         if name.startswith(prefix):
             return objects[key]
     raise AssertionError(f"Route {name!r} takes a resource id: add it to OBJECTS in {__name__}")
@@ -109,13 +148,14 @@ def test_every_resource_page_is_404_for_another_tenant(personas, client_for, ten
 
 def test_every_api_detail_is_404_for_another_tenant(personas, client_for, tenant_a_objects):
     outsider = client_for(personas.owner_b)
-    for name in resource_routes(api=True):
-        url = reverse(
-            name, kwargs={"pk": object_for(name.removeprefix("api-"), tenant_a_objects).pk}
-        )
-        for method in ("get", "patch", "put", "delete", "post"):
-            response = getattr(outsider, method)(url, {}, content_type="application/json")
-            assert response.status_code in (404, 405), (method, url, response.status_code)
-            if response.status_code == 405:
-                assert outsider.get(url).status_code == 404
+    api_routes = [name for name in resource_routes(api=True) if name not in SHARED_ROUTES]
+    assert len(api_routes) >= 15, api_routes
+    for name in api_routes:
+        url = url_for(name, object_for(name.removeprefix("api-"), tenant_a_objects))
+        statuses = {
+            method: getattr(outsider, method)(url, {}, content_type="application/json").status_code
+            for method in ("get", "patch", "put", "delete", "post")
+        }
+        # 405 answers before any lookup; every method the route has must say 404
+        assert set(statuses.values()) <= {404, 405} and 404 in statuses.values(), (url, statuses)
     assert Vault.objects.get(pk=tenant_a_objects["vault"].pk).state == "succeeded"
