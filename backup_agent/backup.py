@@ -475,6 +475,7 @@ def run_backup(
             )
         )
 
+    main_exc: BaseException | None = None  # Ctrl-C, or raised by progress_callback
     try:
         for t in threads:
             while t.is_alive():
@@ -485,21 +486,32 @@ def run_backup(
             eng.enqueue(last_writer)
     except BaseException as exc:
         eng.abort.set()
-        if not isinstance(exc, BackupError):
-            eng.errors.append(exc)
+        main_exc = exc
     finally:
+        for t in threads:  # workers stop at their next chunk once aborted
+            t.join()
         for _ in uploaders:
             with contextlib.suppress(Exception):
                 eng.upload_q.put(None, timeout=5)
         for t in uploaders:
             while t.is_alive():
                 t.join(PROGRESS_INTERVAL)
-                report("uploading")
+                if main_exc is None:
+                    try:
+                        report("uploading")
+                    except BaseException as exc:
+                        eng.abort.set()
+                        main_exc = exc
+        eng.writer.discard()
+    if main_exc is not None and not isinstance(main_exc, BackupError):
+        raise main_exc  # e.g. KeyboardInterrupt or the callback's own "cancelled" exception
     if eng.errors:
         err = eng.errors[0]
         if isinstance(err, KeyboardInterrupt):
             raise err
         raise BackupError(f"The backup failed and nothing was committed: {err}") from err
+    if main_exc is not None:
+        raise main_exc
 
     # 5. manifest and commit -------------------------------------------------------------
     report("committing")

@@ -206,26 +206,62 @@ def change_one_percent(root: Path, seed: int = 7) -> dict:
 # --------------------------------------------------------------------------- measuring
 
 
-def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
-    """Run ``cmd``; return wall seconds, the child's peak RSS (MiB) and output."""
+def _measure_here(cmd: list[str], env: dict | None, cwd: str | None) -> dict:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        res = {
+        return {
             "wall": wall,
             "rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
             "cpu": usage.ru_utime + usage.ru_stime,
-            "rc": proc.returncode,
+            "rc": os.waitstatus_to_exitcode(status),
             "stdout": out.read().decode(errors="replace"),
             "stderr": err.read().decode(errors="replace"),
         }
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {res['stderr'][-2000:]}")
+
+
+def _launcher() -> int:
+    """``--_launcher``: run commands read as JSON lines from stdin, answer on stdout.
+
+    Linux carries a parent's peak RSS into a child's ``ru_maxrss`` across (v)fork + exec,
+    so children are started from this small process, begun before the data set is
+    generated, rather than from the (large) benchmark process.
+    """
+    for line in sys.stdin:
+        req = json.loads(line)
+        res = _measure_here(req["cmd"], req.get("env"), req.get("cwd"))
+        sys.stdout.write(json.dumps(res) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+_LAUNCHER: subprocess.Popen | None = None
+
+
+def start_launcher() -> None:
+    global _LAUNCHER
+    _LAUNCHER = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--_launcher"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
+    """Run ``cmd``; return wall seconds, the child's peak RSS (MiB), CPU seconds, output."""
+    if _LAUNCHER is not None:
+        _LAUNCHER.stdin.write(json.dumps({"cmd": cmd, "env": env, "cwd": cwd}) + "\n")
+        _LAUNCHER.stdin.flush()
+        res = json.loads(_LAUNCHER.stdout.readline())
+    else:
+        res = _measure_here(cmd, env, cwd)
+    if res["rc"] != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({res['rc']}): {res['stderr'][-2000:]}")
     return res
 
 
@@ -254,6 +290,9 @@ def tree_summary(p: Path) -> tuple[int, int]:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--_run-ours":
         return _run_ours(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--_launcher":
+        return _launcher()
+    start_launcher()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--size-gib", type=float, default=1.0)
     ap.add_argument("--workdir", type=Path, default=None)

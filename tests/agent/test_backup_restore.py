@@ -616,3 +616,34 @@ def test_sparse_zero_file_round_trip(tmp_path, repo, keys):
     q = restored(out, p)
     assert q.read_bytes() == p.read_bytes()
     assert os.stat(q).st_blocks * 512 < 8 * 1024 * 1024  # holes kept (not 32 MiB)
+
+
+def test_callback_exception_propagates_and_nothing_is_committed(tmp_path, repo, keys):
+    class Cancelled(Exception):
+        pass
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rnd = random.Random(23)
+    for i in range(30):
+        (src / f"f{i}.bin").write_bytes(rnd.randbytes(50_000))
+
+    import backup_agent.backup as bmod
+
+    old = bmod.PROGRESS_INTERVAL
+    bmod.PROGRESS_INTERVAL = 0.0
+    try:
+
+        def cb(p):
+            if p.phase == "uploading":
+                raise Cancelled("stopped by the service")
+
+        with pytest.raises(Cancelled):
+            backup(repo, keys, [src], tmp_path, progress_callback=cb, workers=1)
+    finally:
+        bmod.PROGRESS_INTERVAL = old
+    assert repo.list_points() == []
+    # no spooled pack files are left in the cache folder
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith("pack-")]
+    res = backup(repo, keys, [src], tmp_path)
+    assert run_restore(repo, keys, res.point_id, tmp_path / "out").ok
