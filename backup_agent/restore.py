@@ -114,6 +114,7 @@ def _copy_name(dest: Path) -> Path:
     raise RestoreError(f"no free name for a copy of {dest}")
 
 
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _RUN_ID = secrets.token_hex(4)
 _tmp_counter = itertools.count()
 
@@ -126,8 +127,20 @@ def _tmp_name(dest: Path) -> Path:
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+_FD_META = hasattr(os, "fchmod") and os.utime in os.supports_fd
+
+
+def _pwrite(fd: int, data, offset: int) -> int:
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows: callers hold the file's lock
+    return os.write(fd, data)
+
+
 def _apply_meta_fd(fd: int, e: Entry) -> None:
     """Owner, mode and mtime through the open descriptor (no path lookups)."""
+    if not _FD_META:
+        return  # set by path after closing (see finalize)
     if _IS_ROOT:
         with contextlib.suppress(OSError):
             os.fchown(fd, e.uid, e.gid)
@@ -289,12 +302,14 @@ def run_restore(
         try:
             if fs.fd is None:  # empty file
                 fs.tmp = _tmp_name(fs.dest)
-                fs.fd = os.open(fs.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fs.fd = os.open(fs.tmp, _CREATE_FLAGS, 0o600)
             if fs.holes:
                 os.ftruncate(fs.fd, fs.entry.size)
             _apply_meta_fd(fs.fd, fs.entry)
             os.close(fs.fd)
             fs.fd = None
+            if not _FD_META:
+                _apply_meta(fs.tmp, fs.entry)
             os.replace(fs.tmp, fs.dest)
             fs.tmp = None
             with plock:
@@ -361,14 +376,14 @@ def run_restore(
                 try:
                     if fs.fd is None:
                         fs.tmp = _tmp_name(fs.dest)
-                        fs.fd = os.open(fs.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                        fs.fd = os.open(fs.tmp, _CREATE_FLAGS, 0o600)
                     if zero:
                         fs.holes = True
                     else:
                         view = memoryview(data)
                         pos = 0
                         while pos < len(view):
-                            pos += os.pwrite(fs.fd, view[pos:], off + pos)
+                            pos += _pwrite(fs.fd, view[pos:], off + pos)
                 except OSError as exc:
                     abandon(fs, f"cannot write file: {exc.strerror or exc}")
                     continue
