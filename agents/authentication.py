@@ -6,9 +6,11 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from agents.models import Machine
-from portal import tokens
+from agents.presentation import ONLINE_WITHIN
+from portal import events, tokens
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+OFFLINE_AFTER = ONLINE_WITHIN
 
 
 class MachineUser:
@@ -49,8 +51,11 @@ def touch_last_seen(machine):
     """At most one write a minute per machine, so a poll costs no write otherwise."""
     now = timezone.now()
     if machine.last_seen_at is None or now - machine.last_seen_at >= LAST_SEEN_RESOLUTION:
+        came_back = machine.last_seen_at is None or now - machine.last_seen_at >= OFFLINE_AFTER
         Machine.objects.filter(pk=machine.pk).update(last_seen_at=now)
         machine.last_seen_at = now
+        if came_back:  # pages show it online again without a reload
+            events.publish_machine(machine)
 
 
 class MachineTokenAuthentication(authentication.BaseAuthentication):

@@ -164,6 +164,11 @@ def publish_notification(notification):
     publish([group_name("user", notification.user_id)], "notification", payload)
 
 
+def publish_machine(machine):
+    payload = {"id": str(machine.pk), "vault": str(machine.vault_id), "name": machine.name}
+    publish([group_name("vault", machine.vault_id)], "machine", payload)
+
+
 def publish_alert(alert, user_ids=()):
     """An alert raised or resolved: to its vault's pages and to the users it concerns."""
     payload = {

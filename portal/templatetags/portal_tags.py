@@ -15,3 +15,8 @@ def action_label(action: str) -> str:
 def translated(text: str) -> str:
     """A stored source-language label (resource type, region) in the reader's language."""
     return gettext(text) if text else text
+
+
+@register.filter
+def sum_values(values) -> int:
+    return sum(values or ())

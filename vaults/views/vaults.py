@@ -111,6 +111,32 @@ class VaultBlade(ResourceBladeView):
         return context
 
 
+def vault_overview_counts(vault) -> dict:
+    """Tiles of the vault overview: servers, items, jobs of the last 24 hours by state."""
+    from datetime import timedelta
+
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from agents.models import Job, Machine
+
+    machines = list(Machine.objects.filter(vault=vault).select_related("policy"))
+    items = sum(len(m.policy.items) + int(m.policy.system_state) for m in machines if m.policy)
+    since = timezone.now() - timedelta(hours=24)
+    by_state = dict(
+        Job.objects.filter(vault=vault, started_at__gte=since)
+        .values_list("state")
+        .annotate(n=Count("id"))
+    )
+    recent = Job.objects.filter(vault=vault).select_related("machine", "vault")[:5]
+    return {
+        "machine_count": len(machines),
+        "item_count": items,
+        "jobs_24h": by_state,
+        "recent_jobs": recent,
+    }
+
+
 class VaultOverviewView(VaultBlade):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -118,7 +144,7 @@ class VaultOverviewView(VaultBlade):
         context["essentials"] = [
             (_("Resource group"), vault.resource_group.name),
             (_("Storage replication"), vault.get_redundancy_display()),
-            (_("Location"), vault.region.name),
+            (_("Location"), vault.region),
             (
                 _("Soft delete"),
                 _("Enabled (%(days)s days)") % {"days": vault.soft_delete_days}
@@ -132,6 +158,7 @@ class VaultOverviewView(VaultBlade):
         ]
         context["deletion_blockers"] = services.deletion_blockers(vault)
         context["alert_counts"] = active_counts(self.scoped(Alert.objects.filter(vault=vault)))
+        context.update(vault_overview_counts(vault))
         return context
 
     def post(self, request, *args, **kwargs):

@@ -12,6 +12,7 @@
   function subscriptions() {
     const wanted = new Set();
     for (const el of document.querySelectorAll("[data-live-vault]")) wanted.add("vault:" + el.dataset.liveVault);
+    for (const el of document.querySelectorAll("[data-live-refresh]")) wanted.add("vault:" + el.dataset.liveRefresh);
     for (const el of document.querySelectorAll("[data-live-job]")) wanted.add("job:" + el.dataset.liveJob);
     return [...wanted].map((key) => { const [kind, id] = key.split(":"); return { subscribe: kind, id }; });
   }
@@ -98,6 +99,36 @@
     for (const detail of document.querySelectorAll("[data-live-job='" + job.id + "']")) fillRow(detail, job);
   }
 
+  // Summaries (server lists, counters, alerts) re-render from the server when their vault
+  // changes, at most once a second, and every minute so "online" turns "offline" on time.
+  let refreshTimer = null;
+  function refreshSummaries() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => {
+      const blade = document.querySelector("#blades > .blade:last-child");
+      if (!blade || !blade.querySelector("[data-live-refresh]")) return;
+      fetch(blade.dataset.bladeUrl, { headers: { "HX-Request": "true", "HX-Target": "blades" } })
+        .then((r) => r.text())
+        .then((html) => {
+          const fresh = new DOMParser().parseFromString(html, "text/html").querySelector(".blade");
+          const current = document.querySelector("#blades > .blade:last-child");
+          if (fresh && current && current.dataset.bladeUrl === fresh.dataset.bladeUrl) {
+            for (const part of fresh.querySelectorAll("[data-live-refresh]")) {
+              const old = current.querySelector("[data-live-refresh='" + part.dataset.liveRefresh + "'][id='" + part.id + "']");
+              if (old) old.replaceWith(part);
+            }
+          }
+        });
+    }, 1000);
+  }
+  function maybeRefresh(kind, payload) {
+    const vault = kind === "vault" ? payload.id : payload.vault;
+    if (!document.querySelector("[data-live-refresh='" + vault + "']")) return;
+    if (kind === "job" && payload.state === "in_progress" && payload.phase !== "starting") return;
+    refreshSummaries();
+  }
+  setInterval(() => { if (document.querySelector("[data-live-refresh]")) refreshSummaries(); }, 60000);
+
   function onNotification(note) {
     const badge = document.getElementById("bell-count");
     if (badge) {
@@ -122,9 +153,12 @@
       if (message.subscribed) {
         awaiting.delete(message.subscribed + ":" + message.id);
         if (!awaiting.size) document.body.dataset.live = "connected";
-      } else if (message.kind === "job") onJob(message.payload);
+        return;
+      }
+      if (message.kind === "job") onJob(message.payload);
       else if (message.kind === "notification") onNotification(message.payload);
       else if (message.kind === "vault") document.body.dispatchEvent(new CustomEvent("bp:vault", { detail: message.payload }));
+      if (message.kind && message.payload) maybeRefresh(message.kind, message.payload);
     });
     socket.addEventListener("close", (event) => {
       document.body.dataset.live = "disconnected";
