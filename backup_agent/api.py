@@ -51,6 +51,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: answers that mean the request was not processed (safe to repeat anything)
 NOT_PROCESSED = frozenset({429, 502, 503, 504})
 BLOCK = 256 * 1024
+#: a 429 asking to wait longer than this is reported instead of waited for
+MAX_RATE_LIMIT_WAIT = 300.0
 
 
 def redact_url(url: str) -> str:
@@ -116,8 +118,8 @@ class _Retrying:
     def delay(self, attempt: int, hint: float | None = None) -> float:
         base = min(self.max_backoff, self.backoff * (2**attempt))
         wait = base * (0.75 + random.random() * 0.5)
-        if hint is not None:
-            wait = max(wait, min(hint, self.max_backoff))
+        if hint is not None:  # Retry-After: wait what the server asks (within reason)
+            wait = max(wait, min(hint, MAX_RATE_LIMIT_WAIT))
         return wait
 
 
@@ -224,7 +226,7 @@ class PortalClient:
                 hint = _retry_after(response)
                 if status == 429:
                     last = "HTTP 429 (too many requests)"
-                    if hint is not None and hint > self.retry.max_backoff:
+                    if hint is not None and hint > MAX_RATE_LIMIT_WAIT:
                         raise PortalRefused(
                             "The portal is limiting requests from this machine"
                             + (f": {_detail(response)}" if _detail(response) else "")

@@ -521,9 +521,14 @@ def cmd_backup(args) -> int:
     retain_until = parse_retain_until(args.retain_until)
     agent = make_agent(args)
     try:
-        document, fresh = agent.fetch_document()
-        if not fresh:
-            note("warning: the portal is unreachable; using the cached policy document.")
+        try:
+            document, fresh = agent.fetch_document(allow_cached=False)
+        except PortalUnreachable as exc:
+            raise PortalUnreachable(
+                f"{exc.message} A backup needs the portal (for storage URLs and to commit the "
+                "recovery point); nothing was backed up. The service (backup-agent run) keeps "
+                "scheduled backups and retries them every minute while the portal is away."
+            ) from exc
         policy = (document or {}).get("policy") or {}
         if policy:
             from .service import items_from_policy
@@ -717,8 +722,7 @@ POINT_TYPES = {"scheduled": "scheduled", "adhoc": "ad hoc", "offline": "offline"
 def cmd_points(args) -> int:
     agent = make_agent(args, retries=2)
     try:
-        repo = agent.repository(args.machine)
-        points = repo.list_point_payloads()
+        points = agent.list_points(agent.repository(args.machine))
     finally:
         agent.close()
     if args.json:

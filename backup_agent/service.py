@@ -292,7 +292,7 @@ class Agent:
             response = self.portal.request("GET", "config/", headers=headers)
         except PortalUnreachable:
             if allow_cached and cached is not None:
-                log.warning("the portal is unreachable; using the cached policy document")
+                log.info("the portal is unreachable; using the cached policy document")
                 return cached, False
             raise
         if response.status_code == 304 and cached is not None:
@@ -501,7 +501,7 @@ class Agent:
     def resolve_point(self, repo: HttpRepository, spec: str) -> dict:
         """A point payload from ``latest``, a full id or a unique id prefix."""
         spec = (spec or "").strip()
-        points = repo.list_point_payloads()
+        points = self.list_points(repo)
         if not points:
             who = repo.machine or self.cfg.machine_name
             raise UsageError(f"{who} has no recovery points yet.")
@@ -518,6 +518,16 @@ class Agent:
             f"No recovery point {spec!r}. List them with: backup-agent recovery-points"
             + (f" --machine {repo.machine}" if repo.machine else "")
         )
+
+    def list_points(self, repo: HttpRepository) -> list[dict]:
+        try:
+            return repo.list_point_payloads()
+        except NotFound as exc:
+            if repo.machine:
+                raise UsageError(
+                    f"No machine named {repo.machine} is registered in this vault."
+                ) from exc
+            raise
 
     def load_tree(self, repo: HttpRepository, keys, payload: dict) -> Tree:
         key = (repo.machine or "", str(payload["id"]))
