@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
 
 from azure.core.exceptions import (
     AzureError,
@@ -151,6 +152,18 @@ class AzureBlobStore:
             return None
         except AzureError as exc:
             raise self._fail(f"reading the size of {container}/{blob}", exc) from None
+
+    def upload_stream(self, container: str, blob: str, stream: BinaryIO, length: int) -> None:
+        validate_container_name(container)
+        validate_blob_name(blob)
+        try:
+            self._service.get_blob_client(container, blob).upload_blob(
+                stream, length=length, overwrite=False
+            )
+        except ResourceExistsError:
+            pass
+        except AzureError as exc:
+            raise self._fail(f"uploading {container}/{blob}", exc) from None
 
     def delete_blob(self, container: str, blob: str) -> None:
         validate_container_name(container)

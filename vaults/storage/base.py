@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 __all__ = [
     "BlobStore",
@@ -102,6 +102,10 @@ class BlobStore(Protocol):
 
     def download_url(self, container: str, blob: str, ttl: timedelta = DEFAULT_DOWNLOAD_TTL) -> str:
         """A URL that may read this one blob (GET, Range GET, HEAD) until now + ttl."""
+
+    def upload_stream(self, container: str, blob: str, stream: BinaryIO, length: int) -> None:
+        """Server-side write-once upload (offline seed import); an existing blob is kept."""
+        ...
 
     def blob_size(self, container: str, blob: str) -> int | None:
         """The size in bytes, or None when the blob (or its container) is missing."""

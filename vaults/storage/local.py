@@ -212,6 +212,10 @@ class LocalBlobStore:
         except OSError as exc:
             raise StorageError(f"local storage: cannot list container {top}: {exc}") from None
 
+    def upload_stream(self, container: str, blob: str, stream: BinaryIO, length: int) -> None:
+        with contextlib.suppress(BlobExists):
+            self.write(container, blob, stream, length, if_none_match=True)
+
     def container_bytes(self, container: str) -> int:
         return sum(size for _name, size in self.list_blobs(container))
 
