@@ -2,6 +2,7 @@ import zoneinfo
 
 from django.utils import timezone, translation
 from django.utils.functional import SimpleLazyObject
+from django.utils.http import http_date
 
 from portal.tenancy import current_tenant
 
@@ -32,3 +33,16 @@ class CurrentTenantMiddleware:
     def __call__(self, request):
         request.tenant = SimpleLazyObject(lambda: current_tenant(request))
         return self.get_response(request)
+
+
+class DateHeaderMiddleware:
+    """Every answer carries ``Date``: agents measure their clock skew against it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not response.has_header("Date"):
+            response["Date"] = http_date()
+        return response

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.DateHeaderMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -137,6 +138,8 @@ AZURE_STORAGE_CONNECTION_STRING = env.get_str("AZURE_STORAGE_CONNECTION_STRING",
 # Azurite rejects the newest service versions; a pinned version keeps both backends alike.
 AZURE_STORAGE_API_VERSION = env.get_str("AZURE_STORAGE_API_VERSION", "2025-11-05")
 BLOB_ROOT = DATA_DIR / "blobs"
+# Where operators copy offline-seed disks: <OFFLINE_SEED_DIR>/<machine id>/.
+OFFLINE_SEED_DIR = Path(env.get_str("OFFLINE_SEED_DIR", str(DATA_DIR / "offline-seeds")))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -191,7 +194,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"agent": env.get_str("AGENT_RATE_LIMIT", "600/minute")},
+    "DEFAULT_THROTTLE_RATES": {"agent": env.get_str("AGENT_RATE_LIMIT", "6000/minute")},
     "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

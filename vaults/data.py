@@ -281,6 +281,11 @@ def commit_point(machine, job, record: dict) -> RecoveryPoint:
             vault=machine.vault, blob_name=f"manifests/{machine.pk}/{manifest}"
         ).delete()
         _add_storage(machine, manifest_size)
+    # Expiry under the policy shows at once (and points it no longer keeps expire now).
+    from vaults.gc import apply_retention
+
+    apply_retention(machine)
+    point.refresh_from_db()
     return point
 
 

@@ -32,5 +32,6 @@ urlpatterns = [
         name="agent-recovery-point",
     ),
     path("keys/", views.KeysView.as_view(), name="agent-keys"),
+    path("throttling/", views.ThrottlingView.as_view(), name="agent-throttling"),
     path("machines/", views.MachinesView.as_view(), name="agent-machines"),
 ]

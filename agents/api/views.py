@@ -384,12 +384,35 @@ class KeysView(AgentView):
 
     @extend_schema(request=dict, responses={204: None})
     def put(self, request):
+        """Replacing existing keys (a passphrase change) needs the vault's security PIN."""
         try:
             blob = base64.b64decode(str(request.data.get("key_blob", "")), validate=True)
         except ValueError:
             return Response({"key_blob": ["Send the key blob as base64."]}, status=400)
-        registration.store_key_blob(request, self.machine, blob)
+        registration.store_key_blob(
+            request, self.machine, blob, pin=str(request.data.get("pin", ""))
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ThrottlingView(AgentView):
+    """The agent's Change Properties → Throttling (``backup-agent set-throttling``)."""
+
+    @extend_schema(request=dict, responses={200: dict})
+    def put(self, request):
+        from policies.documents import throttling_doc
+        from policies.services import set_throttling
+
+        body = request.data if isinstance(request.data, dict) else {}
+        fields = ("work_days", "work_start", "work_end", "work_hours_kbps", "off_hours_kbps")
+        machine = set_throttling(
+            request,
+            self.machine,
+            enabled=bool(body.get("enabled")),
+            by_agent=True,
+            **{name: body.get(name) for name in fields},
+        )
+        return Response(throttling_doc(machine))
 
 
 class MachinesView(AgentView):

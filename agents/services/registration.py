@@ -130,9 +130,24 @@ def register_machine(
     return machine, issued.token
 
 
-def store_key_blob(request, machine, blob: bytes):
+def store_key_blob(request, machine, blob: bytes, pin: str = ""):
+    """Store the wrapped keys. The first upload comes with registration; replacing keys
+    (a new passphrase) is a critical operation and needs the vault's security PIN."""
+    from vaults.services import consume_security_pin
+
     if not blob or len(blob) > 64 * 1024:
         raise ValidationError({"key_blob": _("Send the wrapped key blob (at most 64 KiB).")})
     with transaction.atomic():
+        replacing = bool(
+            Machine.objects.filter(pk=machine.pk).exclude(key_blob=b"").values_list("pk", flat=True)
+        )
+        if replacing:
+            consume_security_pin(machine.vault, pin)
         Machine.objects.filter(pk=machine.pk).update(key_blob=blob)
-        audit.record(request, "machine.keys.update", machine, actor_label=f"agent:{machine.name}")
+        audit.record(
+            request,
+            "machine.keys.update",
+            machine,
+            actor_label=f"agent:{machine.name}",
+            replaced=replacing,
+        )
