@@ -165,6 +165,10 @@ class MachineBlade(ResourceBladeView):
         context["points"] = RecoveryPoint.objects.filter(machine=machine).order_by("-taken_at")[:20]
         context["point_count"] = RecoveryPoint.objects.filter(machine=machine).count()
         context["latest_release"] = latest_release()
+        from vaults.offline import seed_folder
+
+        context["seed_folder"] = seed_folder(machine)
+        context["seed_present"] = (context["seed_folder"] / "config.json").exists()
         return context
 
     def post(self, request, *args, **kwargs):
@@ -184,6 +188,14 @@ class MachineBlade(ResourceBladeView):
                     )
                     % {"name": machine.name},
                 )
+            elif action == "offline_import":
+                from vaults.offline import start_offline_import
+
+                job = start_offline_import(request, machine)
+                messages.success(
+                    request, _("Importing the offline seed of %(name)s.") % {"name": machine.name}
+                )
+                return redirect("job-detail", pk=job.pk)
             elif action == "delete":
                 delete_machine(request, machine, pin=request.POST.get("pin", ""))
                 messages.success(

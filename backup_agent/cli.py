@@ -517,9 +517,32 @@ def cmd_run(args) -> int:
 # --------------------------------------------------------------------------- backup
 
 
+def cmd_backup_offline(agent, target: str) -> int:
+    document, _fresh = agent.fetch_document(allow_cached=True)
+    bar = TerminalProgress()
+    try:
+        result = agent.backup_offline(Path(target), document=document, progress=bar)
+    finally:
+        bar.close()
+    s = result.stats
+    out(
+        f"Offline backup written to {target}: {s.get('files', 0):,} files, "
+        f"{human_bytes(s.get('bytes_scanned', 0))}, {human_bytes(s.get('bytes_stored', 0))} stored.\n"
+        "Ship the disk to your platform operator. Once it is copied into the portal's offline-seed "
+        f"folder for machine {agent.cfg.machine_id}, start the import from the server's blade "
+        "(Offline seed → Import). The data stays encrypted with your passphrase throughout."
+    )
+    return ExitCode.OK
+
+
 def cmd_backup(args) -> int:
     retain_until = parse_retain_until(args.retain_until)
     agent = make_agent(args)
+    if args.offline_to:
+        try:
+            return cmd_backup_offline(agent, args.offline_to)
+        finally:
+            agent.close()
     try:
         try:
             document, fresh = agent.fetch_document(allow_cached=False)
@@ -1106,6 +1129,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="accepted for compatibility: backups always run in the foreground",
     )
     p.add_argument("--retain-until", metavar="DATE", help="keep this point until DATE (YYYY-MM-DD)")
+    p.add_argument(
+        "--offline-to",
+        metavar="DIR",
+        help="initial backup offline: write it to DIR (a disk to ship) instead of the network",
+    )
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser(

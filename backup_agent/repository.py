@@ -312,6 +312,15 @@ class LocalRepository:
                     out[cid] = ChunkLocation(pack, off, length)
         return out
 
+    def chunks_in_pack(self, name: str) -> list[ChunkRef]:
+        """The index entries of one pack (the offline-seed import registers them)."""
+        _check_pack_name(name)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, offset, length FROM chunks WHERE pack = ? ORDER BY offset", (name,)
+            ).fetchall()
+        return [ChunkRef(cid, off, length) for cid, off, length in rows]
+
     def store_pack(self, name: str, data: bytes | BinaryIO, chunks: list[ChunkRef]) -> None:
         dest = self.pack_path(name)
         if isinstance(data, bytes | bytearray | memoryview):

@@ -420,6 +420,34 @@ class Agent:
             if backup_lock is not None:
                 backup_lock.release()
 
+    def backup_offline(self, target, *, document: dict | None, progress=None):
+        """The reference's offline initial backup: write the policy's items, encrypted as
+        always, to a staging folder instead of the network. The portal imports the folder
+        once the disk has reached the platform; later backups send only what changed."""
+        from .repository import LocalRepository
+
+        policy = (document or {}).get("policy")
+        if not policy:
+            raise NoPolicy(NO_POLICY)
+        roots = items_from_policy(policy)
+        keys = self.cdir.load_keys()
+        cache = check_cache_dir(self.cdir.cache_dir(self.cfg))
+        backup_lock = self.cdir.lock("backup", "A backup is already running on this machine")
+        try:
+            with LocalRepository(target) as staging:
+                result = run_backup(
+                    staging,
+                    keys,
+                    roots,
+                    exclusions_from_policy(policy),
+                    cache_dir=cache,
+                    progress_callback=progress,
+                    extra={"agent_version": __version__, "host": host_name(), "offline": True},
+                )
+        finally:
+            backup_lock.release()
+        return result
+
     def _run_backup_job(self, job_id, keys, roots, policy, cache, progress, cancel):
         reporter = PortalReporter(self._progress_sender(job_id))
         repo = self.repository()

@@ -27,3 +27,9 @@ def retention_and_gc():
     from vaults.gc import run_retention_and_gc
 
     return run_retention_and_gc()
+
+
+def import_offline_seed(job_id):
+    from vaults.offline import import_offline_seed as run
+
+    run(job_id)
