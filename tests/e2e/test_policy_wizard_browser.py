@@ -140,5 +140,5 @@ def test_policy_wizard_through_to_confirmation_then_assign_and_throttle(portal_s
     expect(page.locator("#flash")).to_contain_text("Throttling settings saved.")
     screenshot(page, "policy-throttling")
     throttling = api.get(f"/api/v1/machines/{agent.machine_id}/throttling/").json()
-    assert throttling["enabled"] is True and throttling["work_hours_kbps"] == 4096
+    assert throttling["enabled"] is True and throttling["work_hours_kbps"] == 4000
     assert throttling["work_start"] == "08:00" and throttling["work_days"] == [0, 1, 2, 3, 4]
