@@ -310,10 +310,12 @@ def main() -> int:
     data = work / "data"
     size = int(a.size_gib * 1024 * MiB)
     if a.reuse_data and data.exists():
+        # (the file count and size may have grown from earlier "1% changed" steps)
         made = dict(zip(("files", "bytes"), tree_summary(data), strict=True))
     else:
         t = time.perf_counter()
         made = generate_dataset(data, size)
+        (work / "change-generation").unlink(missing_ok=True)
         print(
             f"data set: {made['files']} files, {made['bytes'] / MiB:.0f} MiB "
             f"(generated in {time.perf_counter() - t:.0f} s)",
@@ -423,7 +425,12 @@ def _run_round(work: Path, data: Path, made: dict, py: str, me: str, restic: str
         _print_row(row)
 
     phase("first backup", "backup")
-    ch = change_one_percent(data, seed=7 + rep)
+    # a new seed for every change ever made to this data set (also across --reuse-data
+    # runs): rewriting the same bytes again would not change any content
+    gen_file = work / "change-generation"
+    gen = int(gen_file.read_text()) + 1 if gen_file.exists() else 1
+    gen_file.write_text(str(gen))
+    ch = change_one_percent(data, seed=gen)
     phase(f"1% changed ({ch['files']} files)", "backup")
     phase("nothing changed", "backup")
     phase("full restore", "restore")
