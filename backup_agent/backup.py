@@ -252,7 +252,7 @@ class _Engine:
                 e.sizes = sizes
                 with self.lock:
                     self.files_done += 1
-            if pending:
+            if pending and not self.abort.is_set():
                 self.flush(pending)
         except BaseException as exc:  # surface in the main thread
             self.errors.append(exc)
@@ -503,6 +503,13 @@ def run_backup(
                         eng.abort.set()
                         main_exc = exc
         eng.writer.discard()
+        while True:  # packs left behind by a failed uploader: drop their spool files
+            try:
+                left = eng.upload_q.get_nowait()
+            except queue.Empty:
+                break
+            if left is not None and hasattr(left[1], "close"):
+                left[1].close()
     if main_exc is not None and not isinstance(main_exc, BackupError):
         raise main_exc  # e.g. KeyboardInterrupt or the callback's own "cancelled" exception
     if eng.errors:

@@ -235,3 +235,26 @@ def test_system_state_unsupported_platform(tmp_path):
 
 def test_default_cache_dir():
     assert isinstance(plat.default_cache_dir(), Path)
+
+
+def test_throttled_restore_download(tmp_path):
+    """Restore downloads are paced by the limiter too."""
+    from backup_agent.backup import run_backup
+    from backup_agent.chunker import ChunkerParams
+    from backup_agent.crypto import KeyBundle
+    from backup_agent.repository import LocalRepository
+    from backup_agent.restore import run_restore
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(os.urandom(300_000))
+    keys = KeyBundle.generate()
+    repo = LocalRepository(tmp_path / "repo", fsync=False)
+    res = run_backup(
+        repo, keys, [src], chunker_params=ChunkerParams(1024, 4096, 16384), pack_size=65536
+    )
+    lim, clock = limiter_at(SATURDAY, work=8_000_000, off=1_600_000)  # 200 kB/s off-hours
+    rr = run_restore(repo, keys, res.point_id, tmp_path / "out", limiter=lim)
+    assert rr.ok
+    packed = sum(loc.length for loc in repo.locate_chunks(res.tree.chunk_ids()).values())
+    assert clock.t == pytest.approx(packed / 200_000, rel=0.1)
