@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import translation
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_SKIP = "service unavailable: "
@@ -183,6 +184,16 @@ def client_for(client):
 @pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts in the default language: a request as a user with a language
+    preference activates it on the thread, and the policy engines translate in whatever
+    language is active when they are called."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 def pytest_collection_modifyitems(config, items):
