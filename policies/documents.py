@@ -2,7 +2,8 @@
 
 The portal stores the JSON; the pure engines take dataclasses. The machine document is
 what an agent receives on its poll; its ETag changes only when something the agent acts
-on changes (settings, policy version, the next run, the newest agent release).
+on changes (settings, policy version, the next run, the newest agent release). Messages are
+translated when they are made, in the language active at the call.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date, datetime, time
+
+from django.utils.translation import gettext as _
 
 from policies.retention import DailyRule, MonthlyRule, RetentionPolicy, WeeklyRule, YearlyRule
 from policies.schedule import PolicyValidationError, Schedule, next_runs
@@ -24,7 +27,7 @@ def _time(value, field: str) -> time:
         return time(int(hours), int(minutes))
     except (ValueError, TypeError) as exc:
         raise PolicyValidationError(
-            {field: [f"{value!r} is not a time; use HH:MM, e.g. 09:30."]}
+            {field: [_("%(value)s is not a time; use HH:MM, e.g. 09:30.") % {"value": repr(value)}]}
         ) from exc
 
 
@@ -32,23 +35,24 @@ def _ints(values, field: str) -> tuple[int, ...]:
     if not isinstance(values, list | tuple) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in values
     ):
-        raise PolicyValidationError({field: ["Give a list of whole numbers."]})
+        raise PolicyValidationError({field: [_("Give a list of whole numbers.")]})
     return tuple(values)
 
 
 def schedule_from_doc(doc: dict) -> Schedule:
     if not isinstance(doc, dict):
-        raise PolicyValidationError({"schedule": ["The schedule must be an object."]})
+        raise PolicyValidationError({"schedule": [_("The schedule must be an object.")]})
     anchor = doc.get("anchor")
     try:
         anchor = date.fromisoformat(anchor) if anchor else None
     except (TypeError, ValueError) as exc:
         raise PolicyValidationError(
-            {"schedule.anchor": ["Use a date such as 2026-01-04."]}
+            {"schedule.anchor": [_("Use a date such as 2026-01-04.")]}
         ) from exc
     times = doc.get("times", [])
     if not isinstance(times, list):
-        raise PolicyValidationError({"schedule.times": ['Give a list of times such as ["09:30"].']})
+        message = _('Give a list of times such as ["09:30"].')
+        raise PolicyValidationError({"schedule.times": [message]})
     return Schedule(
         frequency=doc.get("frequency", ""),
         times=tuple(_time(t, "schedule.times") for t in times),
@@ -69,10 +73,11 @@ def schedule_to_doc(schedule: Schedule) -> dict:
 
 def _rule_kwargs(doc: dict, field: str, names: tuple[str, ...]) -> dict:
     if not isinstance(doc, dict):
-        raise PolicyValidationError({field: ["Each retention rule must be an object."]})
+        raise PolicyValidationError({field: [_("Each retention rule must be an object.")]})
     unknown = set(doc) - set(names)
     if unknown:
-        raise PolicyValidationError({field: [f"Unknown setting {sorted(unknown)[0]!r}."]})
+        message = _("Unknown setting %(name)s.") % {"name": repr(sorted(unknown)[0])}
+        raise PolicyValidationError({field: [message]})
     kwargs = {}
     for name in names:
         if name not in doc:
@@ -84,7 +89,7 @@ def _rule_kwargs(doc: dict, field: str, names: tuple[str, ...]) -> dict:
 
 def retention_from_doc(doc: dict) -> RetentionPolicy:
     if not isinstance(doc, dict):
-        raise PolicyValidationError({"retention": ["The retention policy must be an object."]})
+        raise PolicyValidationError({"retention": [_("The retention policy must be an object.")]})
     forms = {
         "daily": (DailyRule, ("days",)),
         "weekly": (WeeklyRule, ("weekdays", "weeks")),
@@ -99,7 +104,10 @@ def retention_from_doc(doc: dict) -> RetentionPolicy:
         try:
             rules[name] = rule_class(**kwargs)
         except TypeError as exc:
-            raise PolicyValidationError({name: [f"Complete the {name} rule: {exc}."]}) from exc
+            # Translators: the rule is its key in the API document (daily, weekly, monthly or
+            # yearly); the detail is Python's description of what is missing.
+            message = _("Complete the %(rule)s rule: %(detail)s.") % {"rule": name, "detail": exc}
+            raise PolicyValidationError({name: [message]}) from exc
     return RetentionPolicy(**rules)
 
 

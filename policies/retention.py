@@ -2,6 +2,9 @@
 
 Every rule is a property of a single point (its local calendar date and time), so a verdict never
 depends on which other points exist, except that the newest point is always kept.
+
+Messages and descriptions are translated when they are made (gettext, not lazy), so they follow
+the language active at the call; the module stays free of the ORM.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ import calendar
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext, pgettext, pgettext_lazy
+
 from policies.schedule import (
     DAILY,
     DISPLAY_WEEK_ORDER,
-    WEEKDAY_NAMES,
     WEEKLY,
     PolicyValidationError,
     Schedule,
@@ -23,13 +29,49 @@ from policies.schedule import (
     local_run_instant,
     schedule_errors,
     weekday_list,
+    weekday_name,
 )
 
 LAST = "last"
 WEEKS_OF_MONTH = ("first", "second", "third", "fourth", LAST)
-MONTH_NAMES = tuple(calendar.month_name)  # index 1..12
+# English names (msgids), index 1..12: translate at use.
+MONTH_NAMES = (
+    "",
+    gettext_noop("January"),
+    gettext_noop("February"),
+    gettext_noop("March"),
+    gettext_noop("April"),
+    gettext_noop("May"),
+    gettext_noop("June"),
+    gettext_noop("July"),
+    gettext_noop("August"),
+    gettext_noop("September"),
+    gettext_noop("October"),
+    gettext_noop("November"),
+    gettext_noop("December"),
+)
+# How the weeks of the month read in a selection such as "the first and last Saturday".
+WEEK_WORDS = {
+    "first": pgettext_lazy("week of the month", "first"),
+    "second": pgettext_lazy("week of the month", "second"),
+    "third": pgettext_lazy("week of the month", "third"),
+    "fourth": pgettext_lazy("week of the month", "fourth"),
+    LAST: pgettext_lazy("week of the month", "last"),
+}
+# Noun phrases naming a rule in messages, e.g. "Keep {weekly backups} for 1 to 5163 weeks".
+RULE_BACKUPS = {
+    "daily": pgettext_lazy("retention rule", "daily backups"),
+    "weekly": pgettext_lazy("retention rule", "weekly backups"),
+    "monthly": pgettext_lazy("retention rule", "monthly backups"),
+    "yearly": pgettext_lazy("retention rule", "yearly backups"),
+}
+RULE_RETENTION = {
+    "daily": pgettext_lazy("retention rule", "daily retention"),
+    "weekly": pgettext_lazy("retention rule", "weekly retention"),
+    "monthly": pgettext_lazy("retention rule", "monthly retention"),
+    "yearly": pgettext_lazy("retention rule", "yearly retention"),
+}
 RULE_NAMES = ("daily", "weekly", "monthly", "yearly")
-UNITS = {"daily": "day", "weekly": "week", "monthly": "month", "yearly": "year"}
 LIMITS = {"daily": (7, 9999), "weekly": (1, 5163), "monthly": (1, 1188), "yearly": (1, 99)}
 SECURITY_MINIMUMS = {"daily": 7, "weekly": 4, "monthly": 3, "yearly": 1}
 MAX_POINTS_PER_MACHINE = 9999
@@ -106,8 +148,40 @@ def duration(name: str, rule) -> int:
     return getattr(rule, DURATION_FIELDS[name])
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+def _duration_text(name: str, count: int) -> str:
+    """How long a rule keeps points, e.g. "1 week", "1,188 months"."""
+    if name == "daily":
+        text = ngettext("%(count)s day", "%(count)s days", count)
+    elif name == "weekly":
+        text = ngettext("%(count)s week", "%(count)s weeks", count)
+    elif name == "monthly":
+        text = ngettext("%(count)s month", "%(count)s months", count)
+    else:
+        text = ngettext("%(count)s year", "%(count)s years", count)
+    return text % {"count": f"{count:,}"}
+
+
+def _duration_range(name: str, low: int, high: int) -> str:
+    """The lengths a rule allows, e.g. "7 to 9999 days"."""
+    if name == "daily":
+        text = ngettext("%(low)s to %(high)s day", "%(low)s to %(high)s days", high)
+    elif name == "weekly":
+        text = ngettext("%(low)s to %(high)s week", "%(low)s to %(high)s weeks", high)
+    elif name == "monthly":
+        text = ngettext("%(low)s to %(high)s month", "%(low)s to %(high)s months", high)
+    else:
+        text = ngettext("%(low)s to %(high)s year", "%(low)s to %(high)s years", high)
+    return text % {"low": low, "high": high}
+
+
+def _whole_number_error(name: str) -> str:
+    if name == "daily":
+        return _("Keep daily backups for a whole number of days.")
+    if name == "weekly":
+        return _("Keep weekly backups for a whole number of weeks.")
+    if name == "monthly":
+        return _("Keep monthly backups for a whole number of months.")
+    return _("Keep yearly backups for a whole number of years.")
 
 
 # --- calendar matching -------------------------------------------------------------------------
@@ -255,11 +329,13 @@ def retention_errors(
     fields: dict[str, list[str]] = {name: [] for name in (*RULE_NAMES, "retention")}
     rules = policy.rules()
     if not rules:
-        fields["retention"].append("Choose at least one retention rule, such as daily or weekly.")
+        fields["retention"].append(
+            _("Choose at least one retention rule, such as daily or weekly.")
+        )
     for name, rule in rules:
         fields[name] += _duration_errors(name, duration(name, rule), security_minimums)
         if name == "weekly":
-            fields[name] += _weekday_errors(rule.weekdays, "weekly retention")
+            fields[name] += _weekday_errors(rule.weekdays, name)
         elif name in ("monthly", "yearly"):
             fields[name] += _calendar_errors(name, rule)
     if not errors and not any(fields.values()):
@@ -278,32 +354,55 @@ def validate_retention(policy: RetentionPolicy, schedule: Schedule, *, security_
 
 
 def _duration_errors(name: str, value, security_minimums: bool) -> list[str]:
-    unit = UNITS[name]
     low, high = LIMITS[name]
     if not is_whole_number(value):
-        return [f"Keep {name} backups for a whole number of {unit}s."]
+        return [_whole_number_error(name)]
     minimum = SECURITY_MINIMUMS[name] if security_minimums else low
+    values = {
+        "backups": RULE_BACKUPS[name],
+        "value": value,
+        "minimum": minimum,
+        "duration": _duration_text(name, minimum),
+        "range": _duration_range(name, low, high),
+        "low": low,
+        "high": high,
+    }
     if value < minimum and minimum > low:
-        return [
-            f"The vault's security settings require keeping {name} backups at least "
-            f"{_plural(minimum, unit)}; increase {value} to at least {minimum}."
-        ]
+        message = _(
+            "The vault's security settings require keeping %(backups)s at least %(duration)s; "
+            "increase %(value)s to at least %(minimum)s."
+        )
+        return [message % values]
     if value < low:
-        return [f"Keep {name} backups for {low} to {high} {unit}s; increase {value} to {low}."]
+        return [_("Keep %(backups)s for %(range)s; increase %(value)s to %(low)s.") % values]
     if value > high:
-        return [f"Keep {name} backups for {low} to {high} {unit}s; reduce {value} to {high}."]
+        return [_("Keep %(backups)s for %(range)s; reduce %(value)s to %(high)s.") % values]
     return []
 
 
-def _choice_errors(values, valid, noun: str, allowed: str, what: str) -> list[str]:
-    """Problems with a set of choices, e.g. the weekdays of weekly retention."""
+def _choice_errors(values, valid, noun: str, allowed: str, name: str) -> list[str]:
+    """Problems with a set of choices, e.g. the weekdays of weekly retention.
+
+    `noun` names one choice and `allowed` says which values are valid, both translated; `name`
+    is the rule.
+    """
+    retention = RULE_RETENTION[name]
     if not values:
-        return [f"Choose at least one {noun} for {what}."]
+        return [
+            _("Choose at least one %(choice)s for %(retention)s.")
+            % {"choice": noun, "retention": retention}
+        ]
     invalid = [value for value in values if not valid(value)]
     if invalid:
-        return [f"{allowed}; remove {invalid[0]!r} from {what}."]
+        return [
+            _("%(allowed)s; remove %(value)s from %(retention)s.")
+            % {"allowed": allowed, "value": repr(invalid[0]), "retention": retention}
+        ]
     if len(set(values)) < len(values):
-        return [f"Choose each {noun} once for {what}."]
+        return [
+            _("Choose each %(choice)s once for %(retention)s.")
+            % {"choice": noun, "retention": retention}
+        ]
     return []
 
 
@@ -319,58 +418,77 @@ def _is_day_of_month(value) -> bool:
     return value == LAST or (is_whole_number(value) and 1 <= value <= 28)
 
 
-def _weekday_errors(weekdays, what: str) -> list[str]:
-    allowed = "Days are numbered 0 (Monday) to 6 (Sunday)"
-    return _choice_errors(weekdays, _is_weekday, "day", allowed, what)
+def _weekday_errors(weekdays, name: str) -> list[str]:
+    allowed = _("Days are numbered 0 (Monday) to 6 (Sunday)")
+    return _choice_errors(weekdays, _is_weekday, pgettext("choice", "day"), allowed, name)
 
 
 def _calendar_errors(name: str, rule) -> list[str]:
-    errors, what = [], f"{name} retention"
+    errors, retention = [], RULE_RETENTION[name]
     if name == "yearly":
-        allowed = "Months are numbered 1 (January) to 12 (December)"
-        errors += _choice_errors(rule.months, _is_month, "month", allowed, what)
+        allowed = _("Months are numbered 1 (January) to 12 (December)")
+        month = pgettext("choice", "month")
+        errors += _choice_errors(rule.months, _is_month, month, allowed, name)
     by_week = bool(rule.weeks_of_month or rule.weekdays)
     if rule.days_of_month and by_week:
-        return errors + [
-            f"Choose either days of the month or a week of the month and a day for {what}, "
-            "not both."
-        ]
+        message = _(
+            "Choose either days of the month or a week of the month and a day for "
+            "%(retention)s, not both."
+        )
+        return errors + [message % {"retention": retention}]
     if not rule.days_of_month and not by_week:
-        return errors + [
+        message = _(
             "Choose days of the month (1 to 28 or last), or a week of the month and a day, "
-            f"for {what}."
-        ]
+            "for %(retention)s."
+        )
+        return errors + [message % {"retention": retention}]
     if not by_week:
-        allowed = "Days of the month are 1 to 28 or 'last'"
-        days = rule.days_of_month
-        return errors + _choice_errors(days, _is_day_of_month, "day of the month", allowed, what)
-    allowed = "Weeks of the month are first, second, third, fourth or last"
-    weeks = _choice_errors(rule.weeks_of_month, WEEKS_OF_MONTH.__contains__, "week", allowed, what)
-    return errors + weeks + _weekday_errors(rule.weekdays, what)
+        allowed = _("Days of the month are 1 to 28 or 'last'")
+        day = pgettext("choice", "day of the month")
+        return errors + _choice_errors(rule.days_of_month, _is_day_of_month, day, allowed, name)
+    allowed = _("Weeks of the month are first, second, third, fourth or last")
+    week = pgettext("choice", "week")
+    weeks = _choice_errors(rule.weeks_of_month, WEEKS_OF_MONTH.__contains__, week, allowed, name)
+    return errors + weeks + _weekday_errors(rule.weekdays, name)
 
 
 def _fit_errors(name: str, rule, schedule: Schedule) -> list[str]:
     if schedule.frequency == DAILY:
         return []
-    label = name.capitalize()
-    runs_on = f"the schedule runs on {weekday_list(schedule.weekdays)}"
     if name == "daily":
         return [
-            "Daily retention needs a daily schedule; the schedule runs weekly. "
-            "Remove daily retention or make the schedule daily."
+            _(
+                "Daily retention needs a daily schedule; the schedule runs weekly. "
+                "Remove daily retention or make the schedule daily."
+            )
         ]
+    values = {"retention": RULE_RETENTION[name], "days": weekday_list(schedule.weekdays)}
     if name != "weekly" and not _uses_weeks(rule):
-        example = WEEKDAY_NAMES[min(schedule.weekdays, key=DISPLAY_WEEK_ORDER.index)]
+        example = min(schedule.weekdays, key=DISPLAY_WEEK_ORDER.index)
+        message = _(
+            "%(retention)s on %(selection)s needs a daily schedule; the schedule runs on "
+            "%(days)s. Choose a week of the month and a day instead, such as the last "
+            "%(example)s."
+        )
+        selection = _selection_phrase(name, rule)
         return [
-            f"{label} retention on {_selection_phrase(name, rule)} needs a daily schedule; "
-            f"{runs_on}. Choose a week of the month and a day instead, such as the last {example}."
+            capfirst(message % {**values, "selection": selection, "example": weekday_name(example)})
         ]
     missing = [day for day in rule.weekdays if day not in schedule.weekdays]
     if not missing:
         return []
-    needs = f"a backup on {weekday_list(missing)}" if len(missing) == 1 else "backups on those days"
     on = weekday_list(missing) if name == "weekly" else _selection_phrase(name, rule)
-    return [f"{label} retention on {on} needs {needs}; {runs_on}."]
+    if len(missing) == 1:
+        message = _(
+            "%(retention)s on %(selection)s needs a backup on %(missing)s; the schedule runs "
+            "on %(days)s."
+        )
+    else:
+        message = _(
+            "%(retention)s on %(selection)s needs backups on those days; the schedule runs "
+            "on %(days)s."
+        )
+    return [capfirst(message % {**values, "selection": on, "missing": weekday_list(missing)})]
 
 
 def _capacity_errors(policy: RetentionPolicy, schedule: Schedule) -> list[str]:
@@ -378,10 +496,11 @@ def _capacity_errors(policy: RetentionPolicy, schedule: Schedule) -> list[str]:
     excess = total - MAX_POINTS_PER_MACHINE
     if excess <= 0:
         return []
-    message = (
-        f"This policy can keep up to {total:,} recovery points per machine; the limit is "
-        f"{MAX_POINTS_PER_MACHINE:,}. Reduce it by {excess:,} points"
-    )
+    values = {
+        "total": f"{total:,}",
+        "limit": f"{MAX_POINTS_PER_MACHINE:,}",
+        "excess": f"{excess:,}",
+    }
     name, rule = max(policy.rules(), key=lambda item: _rule_capacity(*item, schedule))
     rest = total - _rule_capacity(name, rule, schedule)
 
@@ -394,38 +513,77 @@ def _capacity_errors(policy: RetentionPolicy, schedule: Schedule) -> list[str]:
         while low < high:  # largest length that fits; capacity grows with length
             middle = (low + high + 1) // 2
             low, high = (middle, high) if fits(middle) else (low, middle - 1)
-        message += f", for example by keeping {name} backups {_plural(low, UNITS[name])}"
-    return [message + "."]
+        message = _(
+            "This policy can keep up to %(total)s recovery points per machine; the limit is "
+            "%(limit)s. Reduce it by %(excess)s points, for example by keeping %(backups)s "
+            "%(duration)s."
+        )
+        return [
+            message
+            % {**values, "backups": RULE_BACKUPS[name], "duration": _duration_text(name, low)}
+        ]
+    message = _(
+        "This policy can keep up to %(total)s recovery points per machine; the limit is "
+        "%(limit)s. Reduce it by %(excess)s points."
+    )
+    return [message % values]
 
 
 # --- descriptions and comparisons --------------------------------------------------------------
 
 
-def _selection_phrase(name: str, rule, months=None) -> str:
-    """What a monthly/yearly rule selects: "the last Saturday", "day 1 and the last day of May"."""
+def _selection_phrase(name: str, rule, months=None, *, leading: bool = False) -> str:
+    """What a monthly/yearly rule selects: "the last Saturday", "day 1 and the last day of May".
+
+    `leading`: the phrase starts a line, which in English drops a leading "the".
+    """
     if _uses_weeks(rule):
-        weeks = [w for w in WEEKS_OF_MONTH if w in rule.weeks_of_month]
-        phrase = f"the {join_words(weeks)} {weekday_list(rule.weekdays)}"
+        values = {
+            "weeks": join_words(
+                [WEEK_WORDS[w] for w in WEEKS_OF_MONTH if w in rule.weeks_of_month]
+            ),
+            "days": weekday_list(rule.weekdays),
+        }
+        if leading:
+            # Translators: weeks of the month and days at the start of a line ("first and last
+            # Saturday").
+            phrase = pgettext("selection at the start of a line", "%(weeks)s %(days)s") % values
+        else:
+            # Translators: weeks of the month and days ("the first and last Saturday").
+            phrase = _("the %(weeks)s %(days)s") % values
     else:
-        words = [f"day {d}" for d in sorted(d for d in rule.days_of_month if d != LAST)]
-        phrase = join_words(words + (["the last day"] if LAST in rule.days_of_month else []))
+        numbered = sorted(d for d in rule.days_of_month if d != LAST)
+        words = [_("day %(day)s") % {"day": d} for d in numbered]
+        if LAST in rule.days_of_month:
+            if leading and not words:
+                words.append(pgettext("selection at the start of a line", "last day"))
+            else:
+                words.append(_("the last day"))
+        phrase = join_words(words)
     if name == "monthly":
         return phrase
-    return f"{phrase} of {join_words([MONTH_NAMES[m] for m in sorted(set(months or rule.months))])}"
+    month_names = join_words([_(MONTH_NAMES[m]) for m in sorted(set(months or rule.months))])
+    # Translators: days of the year, e.g. "the last Saturday of March and September".
+    return _("%(selection)s of %(months)s") % {"selection": phrase, "months": month_names}
 
 
 def describe_retention(policy: RetentionPolicy) -> list[str]:
     lines = []
     for name, rule in policy.rules():
-        kept = f"kept {_plural(duration(name, rule), UNITS[name])}"
+        kept = _duration_text(name, duration(name, rule))
         if name == "daily":
-            lines.append(f"Daily backups {kept}")
+            lines.append(_("Daily backups kept %(duration)s") % {"duration": kept})
         elif name == "weekly":
-            lines.append(f"{weekday_list(rule.weekdays)} backups {kept}")
+            values = {"days": weekday_list(rule.weekdays), "duration": kept}
+            lines.append(_("%(days)s backups kept %(duration)s") % values)
         else:
-            phrase = _selection_phrase(name, rule).removeprefix("the ")
-            scope = " of each month" if name == "monthly" else ""
-            lines.append(f"{phrase[0].upper()}{phrase[1:]}{scope} {kept}")
+            values = {"selection": _selection_phrase(name, rule, leading=True), "duration": kept}
+            if name == "monthly":
+                line = _("%(selection)s of each month kept %(duration)s") % values
+            else:
+                # Translators: the selection already names the months ("last Saturday of March").
+                line = _("%(selection)s kept %(duration)s") % values
+            lines.append(capfirst(line))
     return lines
 
 
@@ -453,7 +611,7 @@ def _lost_selections(name: str, old, new) -> list[str]:
     for single in singles:
         facts = [f for f in CALENDAR_FACTS if _matches(single, *f) and not _matches(new, *f)]
         if facts:
-            lost.append(_selection_phrase(name, single, {month for month, *_ in facts}))
+            lost.append(_selection_phrase(name, single, {month for month, *_rest in facts}))
     return lost
 
 
@@ -461,24 +619,33 @@ def is_reduction(old: RetentionPolicy, new: RetentionPolicy) -> list[str]:
     """Every way `new` keeps less than `old`; empty when `new` keeps at least as much."""
     reasons = []
     for name, old_rule in old.rules():
-        label = name.capitalize()
+        retention = RULE_RETENTION[name]
         new_rule = getattr(new, name)
         if new_rule is None:
-            reasons.append(f"{label} retention is removed.")
+            reasons.append(capfirst(_("%(retention)s is removed.") % {"retention": retention}))
             continue
         old_length, new_length = duration(name, old_rule), duration(name, new_rule)
         if new_length < old_length:
-            unit = UNITS[name]
+            values = {
+                "backups": RULE_BACKUPS[name],
+                "new": _duration_text(name, new_length),
+                "old": _duration_text(name, old_length),
+            }
             reasons.append(
-                f"{label} backups would be kept {_plural(new_length, unit)} instead of "
-                f"{_plural(old_length, unit)}."
+                capfirst(_("%(backups)s would be kept %(new)s instead of %(old)s.") % values)
             )
         if name == "weekly":
             dropped = [day for day in old_rule.weekdays if day not in new_rule.weekdays]
             if dropped:
-                reasons.append(f"Weekly retention no longer keeps {weekday_list(dropped)} backups.")
+                reasons.append(
+                    _("Weekly retention no longer keeps %(days)s backups.")
+                    % {"days": weekday_list(dropped)}
+                )
         elif name in ("monthly", "yearly"):
             lost = _lost_selections(name, old_rule, new_rule)
             if lost:
-                reasons.append(f"{label} retention no longer keeps {join_words(lost)}.")
+                values = {"retention": retention, "selections": join_words(lost)}
+                reasons.append(
+                    capfirst(_("%(retention)s no longer keeps %(selections)s.") % values)
+                )
     return reasons

@@ -1,7 +1,10 @@
-"""Backup schedules: validation, plain-English summaries and the next run instants.
+"""Backup schedules: validation, plain-words summaries and the next run instants.
 
 Schedule times are local wall-clock times in an IANA time zone. Unlike Azure Backup's MARS
 agent, daylight saving time is handled explicitly (see `local_run_instant`).
+
+Messages and summaries are translated when they are made (gettext, not lazy), so they follow
+the language active at the call; the module stays free of the ORM.
 """
 
 from __future__ import annotations
@@ -11,12 +14,24 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext, pgettext
+
 DAILY = "daily"
 WEEKLY = "weekly"
 FREQUENCIES = (DAILY, WEEKLY)
 MAX_TIMES_PER_DAY = 3
 MAX_EVERY_WEEKS = 4
-WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# English names (msgids): translate at use with `weekday_name`.
+WEEKDAY_NAMES = (
+    gettext_noop("Monday"),
+    gettext_noop("Tuesday"),
+    gettext_noop("Wednesday"),
+    gettext_noop("Thursday"),
+    gettext_noop("Friday"),
+    gettext_noop("Saturday"),
+    gettext_noop("Sunday"),
+)
 # The portal shows weeks Sunday first, as Azure does, so summaries list days in that order.
 DISPLAY_WEEK_ORDER = (6, 0, 1, 2, 3, 4, 5)
 # Valid keys that name the host's own configuration rather than a place.
@@ -67,24 +82,45 @@ def is_whole_number(value: object) -> bool:
 
 
 def join_words(words: list[str], conjunction: str = "and") -> str:
-    """["a", "b", "c"] -> "a, b and c"."""
+    """["a", "b", "c"] -> "a, b and c" in English; the separators are translated.
+
+    `conjunction` is "and" or "or".
+    """
+    words = [str(word) for word in words]
     if len(words) <= 1:
         return "".join(words)
-    return f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+    # Translators: separates the items of a list but the last two ("a, b and c").
+    separator = pgettext("list", ", ")
+    if conjunction == "or":
+        # Translators: separates the last two items of a list of alternatives ("a, b or c").
+        last = pgettext("list", " or ")
+    elif conjunction == "and":
+        # Translators: separates the last two items of a list ("a, b and c").
+        last = pgettext("list", " and ")
+    else:
+        raise ValueError(f"Unknown conjunction {conjunction!r}; use 'and' or 'or'.")
+    return f"{separator.join(words[:-1])}{last}{words[-1]}"
+
+
+def weekday_name(day: int) -> str:
+    """The translated name of weekday `day` (0 is Monday)."""
+    return _(WEEKDAY_NAMES[day])
 
 
 def weekday_list(weekdays) -> str:
     """Day names in portal order, e.g. (2, 6) -> "Sunday and Wednesday"."""
     chosen = set(weekdays)
-    return join_words([WEEKDAY_NAMES[day] for day in DISPLAY_WEEK_ORDER if day in chosen])
+    return join_words([weekday_name(day) for day in DISPLAY_WEEK_ORDER if day in chosen])
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def _times_list(times) -> str:
+    return join_words([f"{t:%H:%M}" for t in times])
 
 
 def parse_time_zone(name: str) -> ZoneInfo:
-    message = f"Unknown time zone '{name}'. Use an IANA name such as Europe/Berlin."
+    message = _("Unknown time zone '%(name)s'. Use an IANA name such as Europe/Berlin.") % {
+        "name": name
+    }
     if not isinstance(name, str) or name in _NON_PORTABLE_ZONE_NAMES:
         raise PolicyValidationError({"time_zone": [message]})
     try:
@@ -122,85 +158,142 @@ def validate_schedule(schedule: Schedule) -> None:
 def _frequency_errors(schedule: Schedule) -> list[str]:
     if schedule.frequency in FREQUENCIES:
         return []
-    return ["Choose a daily or weekly schedule."]
+    return [_("Choose a daily or weekly schedule.")]
+
+
+def _add_a_time(frequency: str) -> str:
+    if frequency == DAILY:
+        return _("A daily schedule takes 1 to %(max)s times; add a time.")
+    if frequency == WEEKLY:
+        return _("A weekly schedule takes 1 to %(max)s times; add a time.")
+    return _("A schedule takes 1 to %(max)s times; add a time.")
+
+
+def _remove_times(frequency: str, extra: int) -> str:
+    if frequency == DAILY:
+        return ngettext(
+            "A daily schedule takes 1 to %(max)s times; remove %(count)s time.",
+            "A daily schedule takes 1 to %(max)s times; remove %(count)s times.",
+            extra,
+        )
+    if frequency == WEEKLY:
+        return ngettext(
+            "A weekly schedule takes 1 to %(max)s times; remove %(count)s time.",
+            "A weekly schedule takes 1 to %(max)s times; remove %(count)s times.",
+            extra,
+        )
+    return ngettext(
+        "A schedule takes 1 to %(max)s times; remove %(count)s time.",
+        "A schedule takes 1 to %(max)s times; remove %(count)s times.",
+        extra,
+    )
 
 
 def _times_errors(schedule: Schedule) -> list[str]:
     errors = []
     times = tuple(schedule.times)
-    kind = {DAILY: "A daily", WEEKLY: "A weekly"}.get(schedule.frequency, "A")
     if not times:
-        errors.append(f"{kind} schedule takes 1 to 3 times; add a time.")
+        errors.append(_add_a_time(schedule.frequency) % {"max": MAX_TIMES_PER_DAY})
     elif len(times) > MAX_TIMES_PER_DAY:
         extra = len(times) - MAX_TIMES_PER_DAY
-        errors.append(f"{kind} schedule takes 1 to 3 times; remove {_plural(extra, 'time')}.")
+        message = _remove_times(schedule.frequency, extra)
+        errors.append(message % {"max": MAX_TIMES_PER_DAY, "count": extra})
     valid = [t for t in times if isinstance(t, time) and not t.second and not t.microsecond]
     if len(valid) < len(times):
-        errors.append("Times must be whole minutes between 00:00 and 23:59.")
+        errors.append(_("Times must be whole minutes between 00:00 and 23:59."))
     for t in valid:
         if t.tzinfo is not None:
             errors.append(
-                f"Times are local to the schedule's time zone; remove the time zone from {t:%H:%M}."
+                _(
+                    "Times are local to the schedule's time zone; remove the time zone "
+                    "from %(time)s."
+                )
+                % {"time": f"{t:%H:%M}"}
             )
     repeated = sorted({t for t in valid if valid.count(t) > 1})
     if repeated:
-        listed = join_words([f"{t:%H:%M}" for t in repeated])
-        errors.append(f"Each time can be chosen once; remove the repeated {listed}.")
+        errors.append(
+            _("Each time can be chosen once; remove the repeated %(times)s.")
+            % {"times": _times_list(repeated)}
+        )
     return errors
 
 
 def _weekday_errors(schedule: Schedule) -> list[str]:
     weekdays = tuple(schedule.weekdays)
     if schedule.frequency == DAILY and weekdays:
-        return ["A daily schedule runs every day; clear the chosen days or make it weekly."]
+        return [_("A daily schedule runs every day; clear the chosen days or make it weekly.")]
     if schedule.frequency != WEEKLY:
         return []
     if not weekdays:
-        return ["Choose at least one day for a weekly schedule."]
+        return [_("Choose at least one day for a weekly schedule.")]
     errors = []
     invalid = [day for day in weekdays if not is_whole_number(day) or not 0 <= day <= 6]
     if invalid:
         listed = join_words([repr(day) for day in invalid])
-        errors.append(f"Days are numbered 0 (Monday) to 6 (Sunday); remove {listed}.")
+        errors.append(
+            _("Days are numbered 0 (Monday) to 6 (Sunday); remove %(days)s.") % {"days": listed}
+        )
     valid = [day for day in weekdays if is_whole_number(day) and 0 <= day <= 6]
     repeated = {day for day in valid if valid.count(day) > 1}
     if repeated:
-        errors.append(f"Choose each day once; {weekday_list(repeated)} is chosen twice.")
+        errors.append(
+            _("Choose each day once; %(days)s is chosen twice.") % {"days": weekday_list(repeated)}
+        )
     return errors
 
 
 def _every_weeks_errors(schedule: Schedule) -> list[str]:
     every_weeks = schedule.every_weeks
     if not is_whole_number(every_weeks) or not 1 <= every_weeks <= MAX_EVERY_WEEKS:
-        return ["Repeat every 1 to 4 weeks."]
+        return [_("Repeat every 1 to %(max)s weeks.") % {"max": MAX_EVERY_WEEKS}]
     if schedule.frequency == DAILY and every_weeks != 1:
-        return ["A daily schedule runs every day; set repeat to 1 week or make it weekly."]
+        return [_("A daily schedule runs every day; set repeat to 1 week or make it weekly.")]
     return []
 
 
 def _anchor_errors(schedule: Schedule) -> list[str]:
     anchor = schedule.anchor
     if anchor is not None and (not isinstance(anchor, date) or isinstance(anchor, datetime)):
-        return ["The start date must be a calendar date, such as 2025-01-05."]
+        return [_("The start date must be a calendar date, such as 2025-01-05.")]
     every_weeks = schedule.every_weeks
     alternating = is_whole_number(every_weeks) and 1 < every_weeks <= MAX_EVERY_WEEKS
     if anchor is None and schedule.frequency == WEEKLY and alternating:
-        return [
-            f"Repeating every {schedule.every_weeks} weeks needs a start date; choose the "
-            f"week the schedule starts in."
-        ]
+        message = ngettext(
+            "Repeating every %(count)s week needs a start date; choose the week the schedule "
+            "starts in.",
+            "Repeating every %(count)s weeks needs a start date; choose the week the schedule "
+            "starts in.",
+            every_weeks,
+        )
+        return [message % {"count": every_weeks}]
     return []
 
 
 def describe_schedule(schedule: Schedule, time_zone: str | None = None) -> str:
-    """Plain-English summary, e.g. "Every 2 weeks on Sunday and Wednesday at 01:00 and 09:30"."""
-    at = "at " + join_words([f"{t:%H:%M}" for t in sorted(set(schedule.times))])
+    """Plain-words summary, e.g. "Every 2 weeks on Sunday and Wednesday at 01:00 and 09:30"."""
+    values = {
+        "times": _times_list(sorted(set(schedule.times))),
+        "days": weekday_list(schedule.weekdays),
+        "count": schedule.every_weeks,
+    }
     if schedule.frequency == DAILY:
-        summary = f"Every day {at}"
+        summary = _("Every day at %(times)s") % values
+    elif schedule.every_weeks == 1:
+        summary = _("Every week on %(days)s at %(times)s") % values
     else:
-        every = "Every week" if schedule.every_weeks == 1 else f"Every {schedule.every_weeks} weeks"
-        summary = f"{every} on {weekday_list(schedule.weekdays)} {at}"
-    return f"{summary} ({time_zone} time)" if time_zone else summary
+        summary = (
+            ngettext(
+                "Every %(count)s week on %(days)s at %(times)s",
+                "Every %(count)s weeks on %(days)s at %(times)s",
+                schedule.every_weeks,
+            )
+            % values
+        )
+    if not time_zone:
+        return summary
+    # Translators: a schedule summary followed by the time zone its times are in.
+    return _("%(summary)s (%(zone)s time)") % {"summary": summary, "zone": time_zone}
 
 
 def local_run_instant(day: date, t: time, tz: str | tzinfo) -> datetime:
