@@ -194,10 +194,14 @@ class _Engine:
     # ----------------------------------------------------------------- lookups
     def lookup(self, ids: list[str]) -> None:
         unknown = [i for i in dict.fromkeys(ids) if i not in self.present]
+        packs: dict[str, str] = {}  # one string object per pack name
         for start in range(0, len(unknown), LOOKUP_BATCH):
-            found = self.repo.lookup_chunks(unknown[start : start + LOOKUP_BATCH])
+            batch = unknown[start : start + LOOKUP_BATCH]
+            found = self.repo.lookup_chunks(batch)
+            # keep our own id strings as keys (the answer's are duplicates)
+            hits = {cid: packs.setdefault(found[cid], found[cid]) for cid in batch if cid in found}
             with self.lock:
-                self.present.update(found)
+                self.present.update(hits)
 
     # ----------------------------------------------------------------- workers
     def worker(self, work: queue.Queue) -> None:
@@ -426,13 +430,17 @@ def run_backup(
         eng.lookup([cid for _, prev in reuse for cid in prev.chunks])
         for it, prev in reuse:
             if all(cid in eng.present for cid in prev.chunks):
-                it.entry.chunks = list(prev.chunks)
-                it.entry.sizes = list(prev.sizes)
+                it.entry.chunks = prev.chunks  # shared, never mutated
+                it.entry.sizes = prev.sizes
                 eng.bytes_scanned += it.entry.size
                 eng.files_done += 1
             else:
                 to_read.append(it)
     bytes_to_read = sum(it.entry.size for it in to_read)
+    # Only the entries are needed from here on: free the previous tree and the scan items
+    entries = [it.entry for it in items]
+    del items, reuse, prev_by_path
+    previous_tree = None
 
     # 4. read, chunk, store ------------------------------------------------------------
     work: queue.Queue = queue.Queue()
@@ -522,7 +530,7 @@ def run_backup(
 
     # 5. manifest and commit -------------------------------------------------------------
     report("committing")
-    entries = [it.entry for it in items if it.entry.type != "skip"]
+    entries = [e for e in entries if e.type != "skip"]
     tree = Tree(
         entries,
         roots=[r.strip("/") for r in root_list],

@@ -298,7 +298,17 @@ class LocalRepository:
 
     # ----------------------------------------------------------------- chunks & packs
     def lookup_chunks(self, ids: list[str]) -> dict[str, str]:
-        return {i: loc.pack for i, loc in self.locate_chunks(ids).items()}
+        out: dict[str, str] = {}
+        names: dict[str, str] = {}
+        ids = list(dict.fromkeys(ids))
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                marks = ",".join("?" * len(batch))
+                q = f"SELECT id, pack FROM chunks WHERE id IN ({marks})"
+                for cid, pack in self._db.execute(q, batch):
+                    out[cid] = names.setdefault(pack, pack)
+        return out
 
     def locate_chunks(self, ids: list[str]) -> dict[str, ChunkLocation]:
         out: dict[str, ChunkLocation] = {}

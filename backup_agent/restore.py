@@ -119,9 +119,9 @@ _RUN_ID = secrets.token_hex(4)
 _tmp_counter = itertools.count()
 
 
-def _tmp_name(dest: Path) -> Path:
+def _tmp_name(dest: str) -> str:
     # unique per process and call; no syscall (this runs once per restored file)
-    return dest.with_name(f".bprestore-{_RUN_ID}-{next(_tmp_counter)}.tmp")
+    return os.path.join(os.path.dirname(dest), f".bprestore-{_RUN_ID}-{next(_tmp_counter)}.tmp")
 
 
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -166,10 +166,10 @@ def _is_zero(data: bytes) -> bool:
 class _FileState:
     __slots__ = ("entry", "dest", "tmp", "fd", "remaining", "failed", "lock", "holes")
 
-    def __init__(self, entry: Entry, dest: Path):
+    def __init__(self, entry: Entry, dest: str):
         self.entry = entry
         self.dest = dest
-        self.tmp: Path | None = None
+        self.tmp: str | None = None
         self.fd: int | None = None
         self.remaining = len(entry.chunks)
         self.failed = False
@@ -267,7 +267,7 @@ def run_restore(
                 fail(e.path, "a folder exists where the file should go")
                 continue
         if e.is_file:
-            files.append(_FileState(e, dest))
+            files.append(_FileState(e, str(dest)))  # str: far smaller than a Path
         elif e.is_symlink:
             links.append((dest, e))
 
@@ -475,7 +475,7 @@ def run_restore(
     # 3. symlinks, then folder metadata (deepest first, after their contents) ----------
     for dest, e in links:
         try:
-            tmp = _tmp_name(dest)
+            tmp = _tmp_name(str(dest))
             os.symlink(e.target or "", tmp)
             try:
                 _apply_meta(tmp, e, symlink=True)

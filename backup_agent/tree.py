@@ -23,6 +23,7 @@ aad=b"manifest:" + name)``.
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import time
@@ -199,8 +200,8 @@ class Tree:
         }
 
     # ----------------------------------------------------------------- serialization
-    def serialize(self) -> bytes:
-        header = {
+    def _header(self) -> dict:
+        return {
             "format": TREE_FORMAT,
             "version": 1,
             "created": self.created,
@@ -209,20 +210,29 @@ class Tree:
             "count": len(self.entries),
             "kind": self.kind,
         }
+
+    def _iter_text(self, batch: int = 2000) -> Iterator[bytes]:
+        """The JSON-lines form in pieces (ensure_ascii keeps surrogate escapes intact)."""
         dumps = json.JSONEncoder(separators=(",", ":")).encode
-        lines = [dumps(header)]
-        lines.extend(dumps(e.to_row()) for e in self.entries)
-        lines.append("")
-        return "\n".join(lines).encode("ascii")  # ensure_ascii keeps surrogates intact
+        yield (dumps(self._header()) + "\n").encode("ascii")
+        entries = self.entries
+        for start in range(0, len(entries), batch):
+            rows = [dumps(e.to_row()) for e in entries[start : start + batch]]
+            rows.append("")
+            yield "\n".join(rows).encode("ascii")
+
+    def serialize(self) -> bytes:
+        return b"".join(self._iter_text())
 
     @classmethod
-    def deserialize(cls, data: bytes) -> Tree:
-        lines = data.decode("ascii").split("\n")
-        header = json.loads(lines[0])
+    def _from_lines(cls, lines: Iterable[str]) -> Tree:
+        it = iter(lines)
+        header = json.loads(next(it))
         if header.get("format") != TREE_FORMAT or header.get("version") != 1:
             raise ValueError("not a version-1 backup tree")
         loads = json.loads
-        entries = [Entry.from_row(loads(line)) for line in lines[1:] if line]
+        from_row = Entry.from_row
+        entries = [from_row(loads(line)) for line in it if line.strip()]
         tree = cls.__new__(cls)
         tree.entries = entries  # already sorted when written
         tree.roots = header.get("roots", [])
@@ -233,9 +243,18 @@ class Tree:
         tree._children = None
         return tree
 
+    @classmethod
+    def deserialize(cls, data: bytes) -> Tree:
+        return cls._from_lines(data.decode("ascii").split("\n"))
+
     def pack(self) -> bytes:
-        """Serialized and zstd-compressed (reuse it for several ``to_blob`` calls)."""
-        return zstandard.ZstdCompressor(level=3).compress(self.serialize())
+        """Serialized and zstd-compressed, streamed (no full-size text copy in memory);
+        reuse the result for several ``to_blob`` calls."""
+        out = io.BytesIO()
+        with zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False) as w:
+            for piece in self._iter_text():
+                w.write(piece)
+        return out.getvalue()
 
     def to_blob(self, keys: KeyBundle, name: str, packed: bytes | None = None) -> bytes:
         comp = packed if packed is not None else self.pack()
@@ -244,7 +263,10 @@ class Tree:
     @classmethod
     def from_blob(cls, keys: KeyBundle, name: str, blob: bytes) -> Tree:
         comp = decrypt_blob(keys, blob, b"manifest:" + name.encode("ascii"))
-        return cls.deserialize(zstandard.ZstdDecompressor().decompressobj().decompress(comp))
+        del blob
+        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(comp))
+        with io.TextIOWrapper(reader, encoding="ascii", newline="\n") as text:
+            return cls._from_lines(text)
 
 
 def _norm(path: str) -> str:
