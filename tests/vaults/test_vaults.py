@@ -344,7 +344,8 @@ def test_getting_started_serves_the_agent_wheel(personas, client_for):
     html = page.content.decode()
     assert "Already downloaded or using the latest Recovery Services Agent" in html
     assert "Where is your workload running?" in html and "System State" in html
-    wheel = owner.get(reverse("agent-wheel"))
+    wheel = owner.get(reverse("agent-wheel"), follow=True)
+    assert wheel.redirect_chain[0][0].endswith("/downloads/backup_agent-0.1.0-py3-none-any.whl")
     names = zipfile.ZipFile(io.BytesIO(wheel.content)).namelist()
     assert "backup_agent/crypto.py" in names and any(n.endswith("entry_points.txt") for n in names)
     assert not any(n.startswith(("portal/", "vaults/")) for n in names)

@@ -240,7 +240,7 @@ class VaultGettingStartedView(VaultBlade):
     template_name = "vaults/getting_started.html"
 
     def get_context_data(self, **kwargs):
-        from agents.wheel import agent_version
+        from agents.wheel import agent_version, wheel_filename
 
         context = super().get_context_data(**kwargs)
         context["workload"] = self.request.GET.get("workload", "onprem")
@@ -248,6 +248,7 @@ class VaultGettingStartedView(VaultBlade):
         context["goals"] = goals
         context["prepared"] = "prepare" in self.request.GET
         context["agent_version"] = agent_version()
+        context["wheel_filename"] = wheel_filename()
         context["portal_url"] = self.request.build_absolute_uri("/").rstrip("/")
         return context
 
