@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .chunker import DEFAULT_PARAMS, ChunkerParams, iter_chunks
 from .crypto import Hasher, KeyBundle, encrypt_chunk
-from .packs import TARGET_PACK_SIZE, PackWriter
+from .packs import MAX_CHUNKS_PER_PACK, TARGET_PACK_SIZE, PackWriter
 from .repository import PointRecord, Repository
 from .scanner import Excluder, Exclusion, ScanItem, scan
 from .throttle import ThrottledReader
@@ -279,7 +279,7 @@ class _Engine:
             full = None
             with self.pack_lock:
                 self.writer.add(cid, record)
-                if self.writer.size >= self.pack_size:
+                if self.writer.size >= self.pack_size or len(self.writer) >= MAX_CHUNKS_PER_PACK:
                     full, self.writer = self.writer, self.new_writer()
             with self.lock:
                 self.bytes_new += len(view)

@@ -33,11 +33,15 @@ __all__ = [
     "TARGET_PACK_SIZE",
     "MIN_PACK_SIZE",
     "MAX_PACK_SIZE",
+    "MAX_CHUNKS_PER_PACK",
 ]
 
 MIN_PACK_SIZE = 16 * 1024 * 1024
 TARGET_PACK_SIZE = 24 * 1024 * 1024
 MAX_PACK_SIZE = 32 * 1024 * 1024
+# A pack of tiny files is closed early: its index entry (sent to the portal when the pack is
+# registered) stays a bounded request, about 1 MB of JSON.
+MAX_CHUNKS_PER_PACK = 8192
 
 
 def new_pack_name() -> str:
