@@ -1,5 +1,4 @@
 from django.urls import path
-from django.utils.translation import gettext_lazy as _
 
 from agents import portal_views as agent_views
 from agents import restore_views
@@ -44,11 +43,7 @@ urlpatterns = [
     ),
     path("vaults/<uuid:pk>/alerts/", monitoring.VaultAlertsView.as_view(), name="vault-alerts"),
     path("vaults/<uuid:pk>/jobs/", agent_views.BackupJobsView.as_view(), name="vault-jobs"),
-    path(
-        "vaults/<uuid:pk>/usage/",
-        vaults.empty_state("usage", _("Usage"), _("No backup data stored yet.")),
-        name="vault-usage",
-    ),
+    path("vaults/<uuid:pk>/usage/", vaults.VaultUsageView.as_view(), name="vault-usage"),
     path("machines/<uuid:pk>/", agent_views.MachineBlade.as_view(), name="machine-detail"),
     path(
         "machines/<uuid:pk>/recover/",

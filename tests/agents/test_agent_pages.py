@@ -96,3 +96,14 @@ def test_deleting_a_server_with_data_needs_the_pin(personas, client_for, machine
     owner.post(url, {"action": "delete", "pin": pin})
     assert not Machine.objects.filter(pk=machine.pk).exists()
     assert AuditEvent.objects.filter(action="machine.delete").exists()
+
+
+def test_usage_shows_what_the_vault_stores(personas, client_for, machine):
+    Vault.objects.filter(pk=machine.vault_id).update(storage_bytes=5 * 1024 * 1024)
+    Machine.objects.filter(pk=machine.pk).update(storage_bytes=5 * 1024 * 1024)
+    page = (
+        client_for(personas.reader)
+        .get(reverse("vault-usage", args=[machine.vault_id]))
+        .content.decode()
+    )
+    assert "5.0\xa0MB" in page and "web-01" in page and "No backup data stored yet." not in page

@@ -285,3 +285,37 @@ class VaultEmptyStateView(VaultBlade):
 
 def empty_state(entry, title, message):
     return VaultEmptyStateView.as_view(menu_entry=entry, menu_title=title, empty_message=message)
+
+
+class VaultUsageView(VaultBlade):
+    """Usage: what the vault stores, by server, with the 30-day trend."""
+
+    menu_entry = "usage"
+    menu_title = gettext_lazy("Usage")
+    template_name = "vaults/usage.html"
+
+    def get_context_data(self, **kwargs):
+        from django.db.models import Count, Sum
+        from django.utils import timezone
+
+        from agents.models import Machine
+        from vaults.views.monitoring import storage_chart
+
+        context = super().get_context_data(**kwargs)
+        vault = self.resource
+        tenant = vault.tenant
+        context["machines"] = Machine.objects.filter(vault=vault).annotate(
+            point_count=Count("recovery_points")
+        )
+        context["storage_chart"] = storage_chart([vault.pk], vault.storage_bytes, timezone.now())
+        used = (
+            Vault.objects.filter(tenant=tenant).aggregate(total=Sum("storage_bytes"))["total"] or 0
+        )
+        context["quota"] = {
+            "used": used,
+            "limit": tenant.max_storage_bytes,
+            "percent": min(100, round(100 * used / tenant.max_storage_bytes))
+            if tenant.max_storage_bytes
+            else 0,
+        }
+        return context
