@@ -86,3 +86,34 @@ def test_an_event_from_one_web_process_reaches_a_page_on_another(portal_server, 
         expect(page.locator(f"tr[data-job='{job_id}']")).to_contain_text("Failed", timeout=2000)
     finally:
         second.stop()
+
+
+def test_a_dropped_socket_reconnects_and_catches_up(portal_server, page):
+    api = tenant_api(portal_server)
+    vault = wait_deployed(api, create_vault(api, "reconnect-vault")["id"])
+    agent = ScriptedAgent(
+        portal_server, api.post(f"/api/v1/vaults/{vault['id']}/credentials/").json()
+    )
+    sign_in(page, portal_server)
+    page.goto(f"{portal_server.url}/vaults/{vault['id']}/jobs/")
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
+    portal_server.stop()  # the web process goes away: the page's socket drops
+    expect(page.locator("body")).to_have_attribute("data-live", "disconnected", timeout=10000)
+    # What happens meanwhile is only in the database...
+    job_id = (
+        portal_server.manage(
+            "shell",
+            "-c",
+            "from agents.models import Machine; from agents.services import jobs; "
+            f"m = Machine.objects.get(pk={agent.machine_id!r}); "
+            "j = jobs.open_job(None, m, kind='backup', trigger='scheduled'); "
+            "jobs.finish_job(None, m, j.pk, state='completed'); print(j.pk)",
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    portal_server.processes.clear()
+    portal_server.start()
+    # ...and the page fetches it once its socket is back.
+    expect(page.locator(f"tr[data-job='{job_id}']")).to_contain_text("Completed", timeout=20000)
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
