@@ -138,6 +138,8 @@ AZURE_STORAGE_CONNECTION_STRING = env.get_str("AZURE_STORAGE_CONNECTION_STRING",
 # Azurite rejects the newest service versions; a pinned version keeps both backends alike.
 AZURE_STORAGE_API_VERSION = env.get_str("AZURE_STORAGE_API_VERSION", "2025-11-05")
 BLOB_ROOT = DATA_DIR / "blobs"
+# Alert webhooks may target loopback/private addresses only when this is on (SSRF guard).
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.get_bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", False)
 # Where operators copy offline-seed disks: <OFFLINE_SEED_DIR>/<machine id>/.
 OFFLINE_SEED_DIR = Path(env.get_str("OFFLINE_SEED_DIR", str(DATA_DIR / "offline-seeds")))
 

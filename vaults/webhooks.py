@@ -9,10 +9,13 @@ watchdog queues attempts that fall due.
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -52,6 +55,26 @@ def body_bytes(payload: dict) -> bytes:
 # Managing webhooks ------------------------------------------------------------------------
 
 
+def private_address(url: str) -> str | None:
+    """The loopback, private or link-local address ``url`` points at, if any.
+
+    Webhooks must not become a way to reach the portal's own network (SSRF); operators
+    who need internal receivers allow them with WEBHOOKS_ALLOW_PRIVATE_ADDRESSES.
+    """
+    if settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:
+        return None
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return None  # unresolvable: the request fails on its own and reaches nothing
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global or address.is_multicast:
+            return str(address)
+    return None
+
+
 def _clean_url(url: str) -> str:
     url = (url or "").strip()
     try:
@@ -62,6 +85,16 @@ def _clean_url(url: str) -> str:
         ) from exc
     if len(url) > 500:
         raise ValidationError({"url": _("Use a URL of at most 500 characters.")})
+    address = private_address(url)
+    if address:
+        raise ValidationError(
+            {
+                "url": _(
+                    "%(address)s is a private or loopback address; webhooks go to public addresses only."
+                )
+                % {"address": address}
+            }
+        )
     return url
 
 
@@ -203,6 +236,12 @@ def deliver(delivery_id, now=None) -> str:
         )
         return "disabled"
     body = body_bytes(delivery.payload)
+    address = private_address(webhook.url)  # checked again: DNS may have changed
+    if address:
+        AlertDelivery.objects.filter(pk=delivery.pk, claim=token).update(
+            failed_at=now, claim=None, last_error=f"refused: {address} is not a public address"
+        )
+        return "failed"
     try:
         with httpx.Client(timeout=TIMEOUT, transport=transport, follow_redirects=False) as client:
             response = client.post(webhook.url, content=body, headers=_headers(delivery, body))

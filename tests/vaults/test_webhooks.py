@@ -140,7 +140,8 @@ def test_a_receiver_that_keeps_failing_is_given_up_after_five_attempts(
     assert len(hook.requests) == 5
 
 
-def test_a_real_http_receiver_checks_the_signature(personas, client_for, vault):
+def test_a_real_http_receiver_checks_the_signature(personas, client_for, vault, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True  # the receiver listens on 127.0.0.1
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -243,3 +244,23 @@ def test_webhook_api_roles_and_isolation(personas, client_for, vault):
     )
     assert bad.status_code == 400
     assert client_for(personas.owner).delete(detail).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/admin/",
+        "http://localhost/x",
+        "http://10.0.0.8/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest/meta-data/",
+    ],
+)
+def test_webhooks_cannot_target_the_portals_own_network(personas, client_for, vault, url):
+    from vaults.models import VaultWebhook
+
+    response = client_for(personas.owner).post(
+        f"/api/v1/vaults/{vault.pk}/webhooks/", {"url": url}, content_type="application/json"
+    )
+    assert response.status_code == 400 and "public addresses only" in response.content.decode()
+    assert not VaultWebhook.objects.exists()
