@@ -165,3 +165,19 @@ def test_openapi_schema_and_docs_are_served_offline(personas, client_for):
     assert "/api/v1/resource-groups/" in schema.content.decode()
     docs = owner.get("/api/docs/").content.decode()
     assert "swagger-ui" in docs and "cdn" not in docs.lower()
+
+
+def test_the_admin_portal_is_for_platform_operators(personas, client_for):
+    personas.platform.is_superuser = True
+    personas.platform.save()
+    operator = client_for(personas.platform)
+    for url in (
+        "/admin/",
+        "/admin/portal/tenant/",
+        "/admin/vaults/vault/",
+        "/admin/agents/agentrelease/",
+        "/admin/agents/machine/",
+        "/admin/agents/job/",
+    ):
+        assert operator.get(url).status_code == 200, url
+    assert client_for(personas.owner).get("/admin/").status_code == 302  # to the admin sign-in
