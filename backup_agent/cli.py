@@ -281,7 +281,7 @@ def config_dir(args) -> ConfigDir:
 
 
 def make_agent(args, **kwargs):
-    from .service import Agent
+    from .jobs import Agent
 
     return Agent(config_dir(args), **kwargs)
 
@@ -554,7 +554,7 @@ def cmd_backup(args) -> int:
             ) from exc
         policy = (document or {}).get("policy") or {}
         if policy:
-            from .service import items_from_policy
+            from .jobs import items_from_policy
 
             out(f"Backing up {', '.join(items_from_policy(policy))} (policy {policy.get('name')})")
         bar = TerminalProgress()

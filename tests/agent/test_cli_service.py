@@ -9,8 +9,9 @@ import pytest
 
 from backup_agent.config import AgentConfig, ConfigDir
 from backup_agent.crypto import KeyBundle, wrap_keys
+from backup_agent.jobs import Agent, iso, limiter_from_document
 from backup_agent.progress import PortalReporter, TerminalProgress, human_duration
-from backup_agent.service import Agent, Service, iso, limiter_from_document
+from backup_agent.service import Service
 
 from .fake_portal import PORTAL, FakePortal
 
