@@ -25,6 +25,7 @@ from agents.models import Machine
 from policies import services
 from policies.documents import throttling_doc
 from policies.models import BackupPolicy
+from policies.throttling import set_throttling
 from portal.api.base import ScopedViewSetMixin
 from vaults.models import Vault
 
@@ -382,5 +383,5 @@ class MachineSettingsViewSet(ScopedViewSetMixin, viewsets.GenericViewSet):
         if request.method == "PUT":
             data = ThrottlingSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            services.set_throttling(request, machine, **data.validated_data)
+            set_throttling(request, machine, **data.validated_data)
         return Response(_throttling(machine))

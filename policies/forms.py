@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from policies.models import BackupPolicy
 from policies.retention import LAST, WEEKS_OF_MONTH
 from policies.schedule import DISPLAY_WEEK_ORDER, MAX_TIMES_PER_DAY
-from policies.services import KBPS_PER_MBPS
+from policies.throttling import KBPS_PER_MBPS
 
 WEEKDAY_CHOICES = [(str(day), WEEKDAYS[day]) for day in DISPLAY_WEEK_ORDER]
 MONTH_CHOICES = [(str(month), MONTHS[month]) for month in range(1, 13)]

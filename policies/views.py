@@ -23,6 +23,7 @@ from policies.forms import (
     tab_of,
 )
 from policies.models import BackupPolicy
+from policies.throttling import set_throttling
 from portal.access import Action
 from portal.views.base import ResourceBladeView, deny_unless
 from portal.views.resources import HOME, crumb
@@ -394,7 +395,7 @@ class MachineThrottlingView(ResourceBladeView):
         form = ThrottlingForm(request.POST)
         if form.is_valid():
             try:
-                services.set_throttling(request, self.resource, **form.throttling_fields())
+                set_throttling(request, self.resource, **form.throttling_fields())
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items():
                     name = ThrottlingForm.FIELD_FOR.get(field, field)

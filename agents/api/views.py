@@ -401,7 +401,7 @@ class ThrottlingView(AgentView):
     @extend_schema(request=dict, responses={200: dict})
     def put(self, request):
         from policies.documents import throttling_doc
-        from policies.services import set_throttling
+        from policies.throttling import set_throttling
 
         body = request.data if isinstance(request.data, dict) else {}
         fields = ("work_days", "work_start", "work_end", "work_hours_kbps", "off_hours_kbps")

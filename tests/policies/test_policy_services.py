@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import RequestFactory
 
 from agents.models import Machine
-from policies import services
+from policies import services, throttling
 from policies.models import BackupPolicy
 from portal.models import AuditEvent
 from vaults.models import Vault
@@ -298,9 +298,9 @@ def test_roles(personas, vault):
     with pytest.raises(PermissionDenied):
         services.assign_policy(reader, machine, policy)
     with pytest.raises(PermissionDenied):
-        services.set_throttling(reader, machine, enabled=False)
+        throttling.set_throttling(reader, machine, enabled=False)
     services.assign_policy(operator, machine, policy)
-    services.set_throttling(operator, machine, enabled=False, work_hours_kbps=1024)
+    throttling.set_throttling(operator, machine, enabled=False, work_hours_kbps=1024)
     outsider = make_request(personas.owner_b, personas.tenant_b)
     with pytest.raises(PermissionDenied):
         services.assign_policy(outsider, machine, None)
@@ -451,7 +451,7 @@ THROTTLE = {
 )
 def test_throttling_range_checks(vault, owner, overrides, field, message):
     machine = make_machine(vault, "host1")
-    errors = errors_of(services.set_throttling, owner, machine, **{**THROTTLE, **overrides})
+    errors = errors_of(throttling.set_throttling, owner, machine, **{**THROTTLE, **overrides})
     assert message in errors[field], errors
     machine.refresh_from_db()
     assert not machine.throttle_enabled and machine.settings_version == 1
@@ -459,7 +459,7 @@ def test_throttling_range_checks(vault, owner, overrides, field, message):
 
 def test_throttling_limits_are_accepted_and_audited(vault, owner):
     machine = make_machine(vault, "host1")
-    services.set_throttling(
+    throttling.set_throttling(
         owner, machine, **{**THROTTLE, "work_hours_kbps": 512, "off_hours_kbps": 1_023_000}
     )
     machine.refresh_from_db()
@@ -469,7 +469,7 @@ def test_throttling_limits_are_accepted_and_audited(vault, owner):
     event = AuditEvent.objects.get(action="machine.throttling.update")
     assert event.actor_label == "owner@contoso.example" and event.details["work_start"] == "09:00"
     # turning it off keeps the other settings for next time
-    services.set_throttling(owner, machine, enabled=False)
+    throttling.set_throttling(owner, machine, enabled=False)
     machine.refresh_from_db()
     assert not machine.throttle_enabled and machine.work_hours_kbps == 512
     assert machine.settings_version == 3
@@ -478,7 +478,7 @@ def test_throttling_limits_are_accepted_and_audited(vault, owner):
 def test_an_agent_changes_its_own_throttling_without_a_user(vault):
     machine = make_machine(vault, "host1")
     request = make_request(AnonymousUser(), None)
-    services.set_throttling(request, machine, **THROTTLE, by_agent=True)
+    throttling.set_throttling(request, machine, **THROTTLE, by_agent=True)
     machine.refresh_from_db()
     assert machine.throttle_enabled and machine.settings_version == 2
     event = AuditEvent.objects.get(action="machine.throttling.update")
