@@ -205,12 +205,3 @@ class MachineBlade(ResourceBladeView):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         return redirect("machine-detail", pk=machine.pk)
-
-
-def job_counts(vault_ids, since):
-    rows = (
-        Job.objects.filter(vault_id__in=vault_ids, started_at__gte=since)
-        .values("state")
-        .annotate(n=Count("id"))
-    )
-    return {row["state"]: row["n"] for row in rows}

@@ -27,15 +27,6 @@ def is_outdated(machine, latest: str) -> bool:
     )
 
 
-def status_icon(state: str) -> str:
-    return {
-        "completed": "ok",
-        "completed_with_warnings": "warn",
-        "failed": "fail",
-        "in_progress": "progress",
-    }.get(state, "info")
-
-
 PHASE_LABELS = {
     "starting": _("Starting"),
     "planning": _("Planning"),

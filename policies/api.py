@@ -27,6 +27,7 @@ from policies.documents import throttling_doc
 from policies.models import BackupPolicy
 from policies.throttling import set_throttling
 from portal.api.base import ScopedViewSetMixin
+from portal.resources import is_uuid
 from vaults.models import Vault
 
 # --- documentation of the JSON documents (parsed leniently, checked by the services) -----------
@@ -211,14 +212,6 @@ class AssignResultSerializer(serializers.Serializer):
     machines = MachineRefSerializer(many=True)
 
 
-def _is_uuid(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
-
-
 @extend_schema_view(
     list=extend_schema(
         parameters=[OpenApiParameter("vault", uuid.UUID, description="Only this vault's policies")]
@@ -243,7 +236,7 @@ class PolicyViewSet(
         queryset = super().get_queryset()
         vault = self.request.query_params.get("vault")
         if vault is not None:
-            queryset = queryset.filter(vault_id=vault) if _is_uuid(vault) else queryset.none()
+            queryset = queryset.filter(vault_id=vault) if is_uuid(vault) else queryset.none()
         return queryset
 
     def _reload(self, policy):

@@ -15,6 +15,15 @@ _PATH = re.compile(
 )
 
 
+def is_uuid(value) -> bool:
+    """Whether a query parameter holds a UUID (ids in URLs are checked by the router)."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def resolve_path(path: str, user, tenant):
     """The subscription, resource group or vault at ``path``; Http404 when not visible."""
     from vaults.models import Vault

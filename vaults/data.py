@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -152,15 +153,20 @@ def register_pack(machine, name: str, size: int, chunks: list[dict]) -> Pack:
                 batch_size=2000,
             )
             UploadLease.objects.filter(vault=vault, blob_name=blob_name).delete()
-            _add_storage(machine, size)
+            account_storage(machine.vault_id, machine.pk, size)
     except IntegrityError:
         return Pack.objects.get(vault=vault, name=name)
     return pack
 
 
-def _add_storage(machine, size: int):
-    Vault.objects.filter(pk=machine.vault_id).update(storage_bytes=F("storage_bytes") + size)
-    type(machine).objects.filter(pk=machine.pk).update(storage_bytes=F("storage_bytes") + size)
+def account_storage(vault_id, machine_id, delta: int):
+    """Add (or, negative, free) bytes in the vault's and machine's accounting, never below zero."""
+    from agents.models import Machine
+
+    new_size = Greatest(F("storage_bytes") + delta, Value(0))
+    Vault.objects.filter(pk=vault_id).update(storage_bytes=new_size)
+    if machine_id is not None:
+        Machine.objects.filter(pk=machine_id).update(storage_bytes=new_size)
 
 
 def register_manifest(machine, name: str) -> int:
@@ -280,7 +286,7 @@ def commit_point(machine, job, record: dict) -> RecoveryPoint:
         UploadLease.objects.filter(
             vault=machine.vault, blob_name=f"manifests/{machine.pk}/{manifest}"
         ).delete()
-        _add_storage(machine, manifest_size)
+        account_storage(machine.vault_id, machine.pk, manifest_size)
     # Expiry under the policy shows at once (and points it no longer keeps expire now).
     from vaults.gc import apply_retention
 

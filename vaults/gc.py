@@ -11,11 +11,11 @@ which retention already guarantees; manual deletion is refused there.
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Value
-from django.db.models.functions import Greatest
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from portal import audit
+from vaults.data import account_storage
 from vaults.models import Pack, RecoveryPoint, UploadLease, Vault
 from vaults.retention_view import point_verdicts
 from vaults.storage import get_blob_store
@@ -81,20 +81,10 @@ def collect_garbage(vault, now=None) -> int:
             if RecoveryPoint.all_points.filter(packs=pack).exists():
                 continue
             pack.delete()
-            release_storage(vault.pk, pack.machine_id, pack.size)
+            account_storage(vault.pk, pack.machine_id, -pack.size)
         store.delete_blob(vault.container_name, pack.blob_name)
         freed += pack.size
     return freed
-
-
-def release_storage(vault_id, machine_id, size: int):
-    """Subtract freed bytes from the vault's and machine's accounting, never below zero."""
-    from agents.models import Machine
-
-    shrink = Greatest(F("storage_bytes") - size, Value(0))
-    Vault.objects.filter(pk=vault_id).update(storage_bytes=shrink)
-    if machine_id is not None:
-        Machine.objects.filter(pk=machine_id).update(storage_bytes=shrink)
 
 
 def run_retention_and_gc(now=None) -> dict:

@@ -8,6 +8,7 @@ manifests into the vault's storage, registers the opaque index and commits the p
 "offline seed" recovery points; later backups then send only what changed.
 """
 
+import io
 from pathlib import Path
 
 from django.conf import settings
@@ -122,7 +123,7 @@ def import_offline_seed(job_id):
             store.upload_stream(
                 container,
                 f"manifests/{machine.pk}/{point.manifest}",
-                _bytes_io(manifest),
+                io.BytesIO(manifest),
                 len(manifest),
             )
             committed = data.commit_point(machine, None, {**point.to_dict(), "offline": True})
@@ -141,9 +142,3 @@ def import_offline_seed(job_id):
         point_id=committed.pk if committed else None,
         details={"imported_at": timezone.now().isoformat(), "packs": len(packs)},
     )
-
-
-def _bytes_io(value: bytes):
-    import io
-
-    return io.BytesIO(value)

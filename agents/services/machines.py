@@ -47,7 +47,7 @@ def delete_machine(request, machine, *, pin: str = ""):
     from portal.access import Action
     from portal.services import require
     from portal.tasks import enqueue
-    from vaults.gc import release_storage
+    from vaults.data import account_storage
     from vaults.models import Pack, RecoveryPoint
     from vaults.services import consume_security_pin
 
@@ -72,6 +72,6 @@ def delete_machine(request, machine, *, pin: str = ""):
         audit.record(request, "machine.delete", machine, with_data=has_data)
         freed, vault_id = machine.storage_bytes, machine.vault_id
         machine.delete()
-        release_storage(vault_id, None, freed)
+        account_storage(vault_id, None, -freed)
         if blobs:
             enqueue("vaults.tasks.delete_blobs", str(machine.vault_id), blobs)

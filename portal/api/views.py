@@ -1,5 +1,5 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
@@ -125,20 +125,3 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
             path = resolve_path(scope, self.request.user, tenant).path
             queryset = queryset.filter(paths_filter([path]))
         return queryset
-
-
-class MeSerializer(serializers.Serializer):
-    email = serializers.EmailField()
-    tenant = serializers.CharField()
-
-
-@extend_schema(
-    responses=inline_serializer(
-        "Me", {"email": serializers.EmailField(), "tenant": serializers.UUIDField()}
-    )
-)
-class MeViewSet(viewsets.ViewSet):
-    def list(self, request):
-        return Response(
-            {"email": request.user.email, "tenant": getattr(request.tenant, "pk", None)}
-        )

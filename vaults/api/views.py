@@ -1,5 +1,4 @@
 import json
-import uuid
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -9,6 +8,7 @@ from rest_framework.response import Response
 
 from portal.api.base import ScopedViewSetMixin
 from portal.models import ResourceGroup, Subscription
+from portal.resources import is_uuid
 from vaults import services
 from vaults.api.serializers import (
     NameCheckSerializer,
@@ -88,7 +88,7 @@ class VaultViewSet(
         name = request.query_params.get("name", "")[:200]
         subscription_id = request.query_params.get("subscription")
         subscription = None
-        if _is_uuid(subscription_id):
+        if is_uuid(subscription_id):
             subscription = self.scoped(Subscription.objects.filter(pk=subscription_id)).first()
         errors = services.vault_name_errors(name, subscription)
         return Response({"name": name, "valid": not errors, "errors": errors})
@@ -116,11 +116,3 @@ class VaultViewSet(
         vault = self.get_object()
         services.retry_deployment(request, vault)
         return Response(VaultSerializer(vault).data, status=status.HTTP_202_ACCEPTED)
-
-
-def _is_uuid(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

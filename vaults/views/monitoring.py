@@ -1,6 +1,5 @@
 """Monitoring pages: a vault's Backup alerts (with its webhooks) and the Backup center."""
 
-import uuid
 from datetime import datetime, time, timedelta
 
 from django.contrib import messages
@@ -18,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from agents.models import Job, Machine
 from policies.models import BackupPolicy
 from portal.access import Action
+from portal.resources import is_uuid
 from portal.views.base import PortalView, deny_unless
 from portal.views.resources import HOME, crumb
 from vaults import alerts as alert_service
@@ -76,7 +76,7 @@ class VaultAlertsView(VaultBlade):
         }
         single = params.get("alert", "")
         if single:
-            alerts = alerts.filter(pk=single) if _is_uuid(single) else alerts.none()
+            alerts = alerts.filter(pk=single) if is_uuid(single) else alerts.none()
         else:
             if filters["state"] in Alert.State.values:
                 alerts = alerts.filter(state=filters["state"])
@@ -136,14 +136,6 @@ class VaultAlertsView(VaultBlade):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         return redirect(back)
-
-
-def _is_uuid(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 # Backup center ---------------------------------------------------------------------------
