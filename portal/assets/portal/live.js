@@ -107,18 +107,15 @@
     refreshTimer = setTimeout(() => {
       const blade = document.querySelector("#blades > .blade:last-child");
       if (!blade || !blade.querySelector("[data-live-refresh]")) return;
-      fetch(blade.dataset.bladeUrl, { headers: { "HX-Request": "true", "HX-Target": "blades" } })
-        .then((r) => r.text())
-        .then((html) => {
-          const fresh = new DOMParser().parseFromString(html, "text/html").querySelector(".blade");
-          const current = document.querySelector("#blades > .blade:last-child");
-          if (fresh && current && current.dataset.bladeUrl === fresh.dataset.bladeUrl) {
-            for (const part of fresh.querySelectorAll("[data-live-refresh]")) {
-              const old = current.querySelector("[data-live-refresh='" + part.dataset.liveRefresh + "'][id='" + part.id + "']");
-              if (old) old.replaceWith(part);
-            }
+      window.BackupPortal.fetchBlade(blade.dataset.bladeUrl).then(({ blade: fresh }) => {
+        const current = document.querySelector("#blades > .blade:last-child");
+        if (fresh && current && current.dataset.bladeUrl === fresh.dataset.bladeUrl) {
+          for (const part of fresh.querySelectorAll("[data-live-refresh]")) {
+            const old = current.querySelector("[data-live-refresh='" + part.dataset.liveRefresh + "'][id='" + part.id + "']");
+            if (old) old.replaceWith(part);
           }
-        });
+        }
+      });
     }, 1000);
   }
   function maybeRefresh(kind, payload) {
@@ -172,12 +169,9 @@
   document.body.addEventListener("bp:reconnected", () => {
     const blade = document.querySelector("#blades > .blade:last-child");
     if (blade && blade.querySelector("[data-live-vault], [data-live-job]")) {
-      fetch(blade.dataset.bladeUrl, { headers: { "HX-Request": "true", "HX-Target": "blades" } })
-        .then((r) => r.text())
-        .then((html) => {
-          const fresh = new DOMParser().parseFromString(html, "text/html").querySelector(".blade");
-          if (fresh) { blade.replaceWith(fresh); subscribeAll(); }
-        });
+      window.BackupPortal.fetchBlade(blade.dataset.bladeUrl).then(({ blade: fresh }) => {
+        if (fresh) { blade.replaceWith(fresh); subscribeAll(); }
+      });
     }
   });
 

@@ -6,13 +6,17 @@
   "use strict";
   const blades = () => document.getElementById("blades");
 
+  // A page rendered as a blade fragment: {response, doc, blade}.
+  async function fetchBlade(url) {
+    const response = await fetch(url, { headers: { "HX-Request": "true", "HX-Target": "blades" } });
+    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    return { response, doc, blade: doc.querySelector(".blade") };
+  }
+
   async function openBlade(link, mode) {
     const source = link.closest(".blade");
-    const response = await fetch(link.href, { headers: { "HX-Request": "true", "HX-Target": "blades" } });
+    const { response, doc, blade } = await fetchBlade(link.href);
     if (!response.ok || response.redirected) { window.location = response.url || link.href; return; }
-    const html = await response.text();
-    const doc = new DOMParser().parseFromString(html, "text/html");
-    const blade = doc.querySelector(".blade");
     if (!blade) { window.location = link.href; return; }
     for (const oob of doc.querySelectorAll("[hx-swap-oob]")) {
       const target = document.getElementById(oob.id);
@@ -157,6 +161,7 @@
 
   // Toasts: other scripts (live updates) call BackupPortal.toast(title, body).
   window.BackupPortal = {
+    fetchBlade,
     toast(title, body) {
       const box = document.createElement("div");
       box.className = "toast";
