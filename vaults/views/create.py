@@ -1,6 +1,7 @@
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -124,8 +125,6 @@ class DeploymentView(PortalView):
 
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated and request.tenant is not None:
-            from django.shortcuts import get_object_or_404
-
             self.vault = get_object_or_404(self.scoped(Vault.objects.all()), pk=kwargs["pk"])
         return super().dispatch(request, *args, **kwargs)
 
@@ -155,7 +154,5 @@ class DeploymentView(PortalView):
                 services.delete_vault(request, self.vault)
                 return redirect("vault-list")
         except ValidationError as exc:
-            from django.contrib import messages
-
             messages.error(request, " ".join(exc.messages))
         return redirect("vault-deployment", pk=self.vault.pk)
